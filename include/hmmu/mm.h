@@ -1,0 +1,288 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Address spaces (the primary MMU): struct hmmu_mm, VMAs, mmap and friends,
+ * the fault handler, CPU access and get_user_pages.
+ */
+#ifndef HMMU_MM_H
+#define HMMU_MM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/mman.h>
+#include <sys/types.h>
+#include <urcu/list.h>
+
+#include <hmmu/page.h>
+#include <hmmu/rbtree_types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Virtual addresses: 48 bits, user half. */
+#define HMMU_TASK_SIZE (1UL << 47)
+
+struct hmmu_mm;
+struct hmmu_anon_vma;
+
+/* VMA flags (struct hmmu_vma::vm_flags). */
+#define HMMU_VM_READ 0x00000001UL
+#define HMMU_VM_WRITE 0x00000002UL
+#define HMMU_VM_EXEC 0x00000004UL
+#define HMMU_VM_SHARED 0x00000008UL
+#define HMMU_VM_MAYREAD 0x00000010UL
+#define HMMU_VM_MAYWRITE 0x00000020UL
+#define HMMU_VM_MAYEXEC 0x00000040UL
+#define HMMU_VM_MAYSHARE 0x00000080UL
+#define HMMU_VM_PFNMAP 0x00000400UL	/* raw frame numbers, no struct page */
+#define HMMU_VM_IO 0x00004000UL
+#define HMMU_VM_DONTCOPY 0x00020000UL
+#define HMMU_VM_DONTEXPAND 0x00040000UL
+#define HMMU_VM_HUGETLB 0x00400000UL
+#define HMMU_VM_HUGEPAGE 0x20000000UL	/* MADV_HUGEPAGE */
+#define HMMU_VM_NOHUGEPAGE 0x40000000UL	/* MADV_NOHUGEPAGE */
+#define HMMU_VM_MIXEDMAP 0x10000000UL
+
+/*
+ * A virtual memory area: [vm_start, vm_end) with one set of flags.
+ *
+ * Locking: every field is written only with the mm's mmap_lock held for
+ * write; holding it for read keeps the VMA alive and its fields stable.
+ * `vm_rb`, `rb_subtree_gap` and `vm_list` belong to the mm's VMA tree.
+ */
+struct hmmu_vma {
+	unsigned long vm_start, vm_end;	/* page-aligned, end exclusive */
+	unsigned long vm_flags;		/* HMMU_VM_* */
+	unsigned long vm_pgoff;		/* page offset of vm_start in its object */
+	struct hmmu_mm *vm_mm;
+	struct hmmu_anon_vma *anon_vma;	/* reverse-map root of its anon pages */
+	struct cds_list_head anon_vma_link; /* on anon_vma's list of VMAs */
+	void *vm_private_data;		/* the driver's word (special mappings) */
+	/* VMA tree linkage (src/mm/vma.c). */
+	struct hmmu_rb_node vm_rb;
+	unsigned long rb_subtree_gap;	/* largest free gap below any VMA of the subtree */
+	struct cds_list_head vm_list;	/* all VMAs in address order */
+};
+
+/* Result of a fault (hmmu_vm_fault_t bits). */
+typedef unsigned int hmmu_vm_fault_t;
+#define HMMU_VM_FAULT_OOM 0x0001u
+#define HMMU_VM_FAULT_SIGBUS 0x0002u
+#define HMMU_VM_FAULT_MAJOR 0x0004u
+#define HMMU_VM_FAULT_HWPOISON 0x0010u
+#define HMMU_VM_FAULT_SIGSEGV 0x0040u
+#define HMMU_VM_FAULT_NOPAGE 0x0100u
+#define HMMU_VM_FAULT_LOCKED 0x0200u
+#define HMMU_VM_FAULT_RETRY 0x0400u
+#define HMMU_VM_FAULT_ERROR \
+	(HMMU_VM_FAULT_OOM | HMMU_VM_FAULT_SIGBUS | HMMU_VM_FAULT_SIGSEGV | HMMU_VM_FAULT_HWPOISON)
+
+/* Fault flags (hmmu_handle_mm_fault). */
+#define HMMU_FAULT_FLAG_WRITE 0x01u
+#define HMMU_FAULT_FLAG_ALLOW_RETRY 0x04u
+#define HMMU_FAULT_FLAG_USER 0x40u
+#define HMMU_FAULT_FLAG_REMOTE 0x80u
+
+/* get_user_pages flags. */
+#define HMMU_FOLL_WRITE 0x01u
+#define HMMU_FOLL_GET 0x04u	/* implied by the get calls */
+#define HMMU_FOLL_PIN 0x40000u	/* implied by the pin calls */
+#define HMMU_FOLL_LONGTERM 0x10000u
+
+/* hmmu_access() flags. */
+#define HMMU_ACCESS_READ 0x0u
+#define HMMU_ACCESS_WRITE 0x1u
+
+/* hmmu_mm_create() flags. */
+#define HMMU_MM_DEFAULT 0x0u
+
+/**
+ * hmmu_mm_create() - a new empty address space.
+ * @flags: HMMU_MM_DEFAULT.
+ * @mmp: receives the mm, holding one user reference (drop it with
+ *       hmmu_mmput(), which tears the address space down).
+ *
+ * Returns 0, -EINVAL (unknown flags, NULL @mmp, hmmu_init() not called) or -ENOMEM.
+ */
+HMMU_EXPORT int hmmu_mm_create(unsigned int flags, struct hmmu_mm **mmp);
+
+/**
+ * hmmu_mmget() - take a user reference (the address space stays alive and
+ * may be faulted).  The caller must already hold one.
+ * hmmu_mmget_not_zero() - take one unless the last was dropped; true on success.
+ * hmmu_mmput() - drop one; the last tears down every mapping and frees every
+ * page and page table, then drops the structure reference users share.
+ */
+HMMU_EXPORT void hmmu_mmget(struct hmmu_mm *mm);
+HMMU_EXPORT bool hmmu_mmget_not_zero(struct hmmu_mm *mm);
+HMMU_EXPORT void hmmu_mmput(struct hmmu_mm *mm);
+
+/**
+ * hmmu_mmgrab() - take a structure reference (the struct stays valid, the
+ * address space may be dead).  hmmu_mmdrop() - drop it; the last frees it.
+ */
+HMMU_EXPORT void hmmu_mmgrab(struct hmmu_mm *mm);
+HMMU_EXPORT void hmmu_mmdrop(struct hmmu_mm *mm);
+
+/**
+ * The mmap_lock: a writer-preferring reader/writer lock.  Faults, GUP and
+ * page-table walks hold it for read; VMA changes hold it for write.
+ */
+HMMU_EXPORT void hmmu_mmap_read_lock(struct hmmu_mm *mm);
+HMMU_EXPORT bool hmmu_mmap_read_trylock(struct hmmu_mm *mm);
+HMMU_EXPORT void hmmu_mmap_read_unlock(struct hmmu_mm *mm);
+HMMU_EXPORT void hmmu_mmap_write_lock(struct hmmu_mm *mm);
+HMMU_EXPORT void hmmu_mmap_write_unlock(struct hmmu_mm *mm);
+
+/**
+ * hmmu_mmap() - create a mapping, like mmap(2).
+ * @addr: a hint, or the exact address with MAP_FIXED (replacing what was
+ *        there) or MAP_FIXED_NOREPLACE.
+ * @prot: PROT_NONE or an OR of PROT_READ, PROT_WRITE, PROT_EXEC.
+ * @flags: MAP_PRIVATE | MAP_ANONYMOUS, optionally MAP_FIXED or
+ *         MAP_FIXED_NOREPLACE.
+ * @fd, @offset: -1 and 0 for anonymous memory.
+ *
+ * Takes the mmap_lock for write.  Returns the start address (>= 0), or
+ * -EINVAL (zero or overflowing length, unaligned fixed address, unknown
+ * prot or flag bits, not MAP_PRIVATE|MAP_ANONYMOUS), -ENOMEM (no free range
+ * or out of memory), -EEXIST (MAP_FIXED_NOREPLACE over a mapping),
+ * -EOPNOTSUPP (shared or file-backed mappings).
+ */
+HMMU_EXPORT long hmmu_mmap(struct hmmu_mm *mm, unsigned long addr, size_t len, int prot,
+			   int flags, int fd, off_t offset);
+
+/**
+ * hmmu_munmap() - remove mappings in [addr, addr + len), like munmap(2):
+ * VMAs straddling the ends are split, pages freed, page tables that cover
+ * only the range freed.  Gaps in the range are fine.  Takes the mmap_lock
+ * for write.  Returns 0, -EINVAL (unaligned @addr, zero length, range
+ * outside the address space) or -ENOMEM (a split could not allocate).
+ */
+HMMU_EXPORT int hmmu_munmap(struct hmmu_mm *mm, unsigned long addr, size_t len);
+
+/**
+ * hmmu_mprotect() - change protection of [addr, addr + len), like
+ * mprotect(2), splitting and merging VMAs.  Removing write permission
+ * write-protects present entries; adding it takes effect at the next write
+ * fault.  Takes the mmap_lock for write.  Returns 0, -EINVAL (unaligned
+ * @addr, unknown @prot bits), -ENOMEM (part of the range unmapped; VMAs
+ * before the hole keep their new protection, as Linux does) or -EACCES
+ * (write asked of a mapping that may never be writable).
+ */
+HMMU_EXPORT int hmmu_mprotect(struct hmmu_mm *mm, unsigned long addr, size_t len, int prot);
+
+/**
+ * hmmu_madvise() - advice for [addr, addr + len), like madvise(2).
+ * MADV_DONTNEED drops the pages (the next access faults in zeros),
+ * MADV_HUGEPAGE / MADV_NOHUGEPAGE mark anonymous VMAs huge-page eligible
+ * or not.  Returns 0, -EINVAL (unaligned @addr, unknown advice, DONTNEED on
+ * a PFNMAP/IO VMA) or -ENOMEM (part of the range unmapped; the mapped
+ * parts are still advised).
+ */
+HMMU_EXPORT int hmmu_madvise(struct hmmu_mm *mm, unsigned long addr, size_t len, int advice);
+
+/**
+ * hmmu_find_vma() - the first VMA with vm_end > @addr, or NULL.
+ * hmmu_vma_lookup() - the VMA containing @addr, or NULL.
+ * The caller holds the mmap_lock (read or write).
+ */
+HMMU_EXPORT struct hmmu_vma *hmmu_find_vma(struct hmmu_mm *mm, unsigned long addr);
+HMMU_EXPORT struct hmmu_vma *hmmu_vma_lookup(struct hmmu_mm *mm, unsigned long addr);
+
+/**
+ * hmmu_handle_mm_fault() - resolve a fault at @addr in @vma.
+ * @flags: HMMU_FAULT_FLAG_* (WRITE for a store).
+ *
+ * The caller holds the mmap_lock for read and has checked that @vma allows
+ * the access.  Anonymous memory: a read of an empty entry maps the zero
+ * page; a write maps a new zeroed page, replaces the zero page, copies a
+ * shared page or reuses an exclusive one.  Returns 0 or HMMU_VM_FAULT_*
+ * bits (HMMU_VM_FAULT_OOM when no page could be allocated,
+ * HMMU_VM_FAULT_SIGSEGV for an access the VMA does not allow).
+ */
+HMMU_EXPORT hmmu_vm_fault_t hmmu_handle_mm_fault(struct hmmu_vma *vma, unsigned long addr,
+						 unsigned int flags);
+
+/**
+ * hmmu_access() - read or write @len bytes at @addr as CPU loads and stores
+ * would, faulting pages in as needed.
+ * @flags: HMMU_ACCESS_READ (copy into @buf) or HMMU_ACCESS_WRITE (copy from @buf).
+ *
+ * Takes the mmap_lock for read.  Each page's bytes are copied under its
+ * page-table lock, so no concurrent change of the entry (migration,
+ * unmap) can lose a write or return stale data.  The caller holds a user
+ * reference on @mm.  Returns 0, or -EFAULT when some byte has no VMA or the
+ * VMA forbids the access (bytes before it were transferred, as a CPU would
+ * have), -ENOMEM when a page could not be allocated, -EINVAL for bad
+ * arguments (NULL, unknown flags, range wrapping or past HMMU_TASK_SIZE).
+ */
+HMMU_EXPORT int hmmu_access(struct hmmu_mm *mm, unsigned long addr, void *buf, size_t len,
+			    unsigned int flags);
+
+/**
+ * hmmu_get_user_pages_remote() - fault in and reference the pages of
+ * [start, start + nr_pages * PAGE_SIZE).
+ * @gup_flags: HMMU_FOLL_WRITE (break copy-on-write, require a writable
+ *             mapping), HMMU_FOLL_LONGTERM (accepted; recorded in the stats).
+ * @pages: receives one referenced page per address; the caller drops each
+ *         reference with hmmu_put_page().
+ *
+ * The caller holds the mmap_lock for read.  Returns the number of pages
+ * referenced (fewer than asked if a later page fails), or, when the first
+ * page fails, -EFAULT (no VMA, access not allowed, PFNMAP/IO VMA), -ENOMEM,
+ * or -EINVAL (bad arguments).
+ */
+HMMU_EXPORT long hmmu_get_user_pages_remote(struct hmmu_mm *mm, unsigned long start,
+					    unsigned long nr_pages, unsigned int gup_flags,
+					    struct hmmu_page **pages);
+/**
+ * hmmu_pin_user_pages_remote() - like hmmu_get_user_pages_remote() but takes
+ * FOLL_PIN references (counted by hmmu_page_maybe_dma_pinned()); release
+ * each with hmmu_unpin_user_page().
+ */
+HMMU_EXPORT long hmmu_pin_user_pages_remote(struct hmmu_mm *mm, unsigned long start,
+					    unsigned long nr_pages, unsigned int gup_flags,
+					    struct hmmu_page **pages);
+HMMU_EXPORT void hmmu_unpin_user_page(struct hmmu_page *page);
+HMMU_EXPORT void hmmu_unpin_user_pages(struct hmmu_page **pages, unsigned long npages);
+
+/**
+ * hmmu_alloc_page_vma() - a destination frame for the page at @addr of @vma
+ * (faults, migration back to RAM).  Not zeroed; refcount 1.  Returns NULL
+ * when memory is exhausted.  Callers hold the mmap_lock.
+ */
+HMMU_EXPORT struct hmmu_page *hmmu_alloc_page_vma(struct hmmu_vma *vma, unsigned long addr);
+
+/* What an address space holds (hmmu_mm_get_stats). */
+struct hmmu_mm_stats {
+	unsigned long nr_vmas;
+	unsigned long mapped_bytes;	/* sum of VMA sizes */
+	unsigned long present_pages;	/* present PTEs + 512 per huge PMD, zero page excluded */
+	unsigned long zero_pages;	/* entries mapping the zero page */
+	unsigned long huge_pmds;	/* PMD-level leaf entries */
+	unsigned long nonpresent_entries; /* typed non-present entries */
+	unsigned long page_tables;	/* page-table pages below the top level */
+	unsigned long faults;		/* faults handled in this mm */
+	unsigned long zero_page_faults;	/* faults that mapped the zero page */
+	unsigned long cow_faults;	/* faults that copied or replaced a page */
+};
+
+/**
+ * hmmu_mm_get_stats() - count what @mm maps (walks its page tables under
+ * the mmap_lock for read).  Returns 0 or -EINVAL.
+ */
+HMMU_EXPORT int hmmu_mm_get_stats(struct hmmu_mm *mm, struct hmmu_mm_stats *stats);
+
+/**
+ * hmmu_mm_for_each_vma() - call @fn for each VMA in address order under the
+ * mmap_lock for read; stops at the first nonzero return and returns it.
+ */
+HMMU_EXPORT int hmmu_mm_for_each_vma(struct hmmu_mm *mm,
+				     int (*fn)(const struct hmmu_vma *vma, void *arg), void *arg);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* HMMU_MM_H */
