@@ -188,6 +188,384 @@ void hmmu_free_frozen_page(struct hmmu_page *head);
  */
 int hmmu_page_alloc_validate(void);
 
+/* src/mm/page.c */
+/*
+ * Sleep until @page is unlocked, taking no reference; @drop (a held mutex
+ * that keeps the frame alive, or NULL) is released once the sleeper is
+ * queued, so no unlock after that point is missed.
+ */
+void hmmu_wait_on_page_locked_drop(struct hmmu_page *page, pthread_mutex_t *drop);
+
+/* ---------------------------------------------------------------------- */
+/* src/mm/pgtable.c: entries, page-table pages, lookups, validation        */
+/* ---------------------------------------------------------------------- */
+
+/*
+ * A page-table entry is a 64-bit word.  Four levels of 512 entries: level 3
+ * (PGD, bits 47..39), 2 (PUD), 1 (PMD), 0 (PTE).
+ *
+ *   none                 0
+ *   table (levels 3..1)  pointer to the next struct hmmu_pt | PRESENT
+ *   present leaf         pfn << 12 | PRESENT | WRITE? DIRTY? YOUNG? SPECIAL?
+ *                        (| HUGE at PMD level: a 2 MiB leaf)
+ *   non-present typed    pfn << 12 | type << 1 | YOUNG? DIRTY? (PRESENT clear)
+ *
+ * Typed entries: device-private (read, write), device-exclusive (read,
+ * write) and migration (read, read-exclusive, write; carrying young and
+ * dirty).  Tables are 64-byte aligned, so a table entry never has the HUGE
+ * bit and bits 1..5 of its pointer are clear.
+ */
+typedef uint64_t hmmu_pte_t;
+
+#define HMMU_PTE_PRESENT (1ULL << 0)
+#define HMMU_PTE_WRITE (1ULL << 1)
+#define HMMU_PTE_DIRTY (1ULL << 2)
+#define HMMU_PTE_YOUNG (1ULL << 3)
+#define HMMU_PTE_SPECIAL (1ULL << 4)	/* no struct page behind it (PFNMAP) */
+#define HMMU_PTE_HUGE (1ULL << 5)	/* PMD-level leaf */
+#define HMMU_PTE_PFN_SHIFT 12
+#define HMMU_PTE_PFN_MASK (((1ULL << 44) - 1) << HMMU_PTE_PFN_SHIFT)
+/* Non-present typed entries. */
+#define HMMU_SWP_TYPE_SHIFT 1
+#define HMMU_SWP_TYPE_MASK (0xfULL << HMMU_SWP_TYPE_SHIFT)
+#define HMMU_SWP_YOUNG (1ULL << 6)
+#define HMMU_SWP_DIRTY (1ULL << 7)
+
+enum hmmu_swp_type {
+	HMMU_SWP_NONE = 0,
+	HMMU_SWP_DEVICE_PRIVATE_READ,
+	HMMU_SWP_DEVICE_PRIVATE_WRITE,
+	HMMU_SWP_DEVICE_EXCLUSIVE_READ,
+	HMMU_SWP_DEVICE_EXCLUSIVE_WRITE,
+	HMMU_SWP_MIGRATION_READ,
+	HMMU_SWP_MIGRATION_READ_EXCLUSIVE,
+	HMMU_SWP_MIGRATION_WRITE,
+	HMMU_SWP_NR_TYPES
+};
+
+/* A decoded non-present entry. */
+struct hmmu_swp_entry {
+	enum hmmu_swp_type type;
+	unsigned long pfn;
+	bool young, dirty;	/* migration entries only */
+};
+
+static inline bool hmmu_pte_none(hmmu_pte_t e) { return e == 0; }
+static inline bool hmmu_pte_present(hmmu_pte_t e) { return e & HMMU_PTE_PRESENT; }
+static inline bool hmmu_pte_write(hmmu_pte_t e) { return e & HMMU_PTE_WRITE; }
+static inline bool hmmu_pte_dirty(hmmu_pte_t e) { return e & HMMU_PTE_DIRTY; }
+static inline bool hmmu_pte_young(hmmu_pte_t e) { return e & HMMU_PTE_YOUNG; }
+static inline bool hmmu_pte_special(hmmu_pte_t e) { return e & HMMU_PTE_SPECIAL; }
+/* A present 2 MiB leaf (meaningful at PMD level only). */
+static inline bool hmmu_pmd_leaf(hmmu_pte_t e)
+{
+	return (e & (HMMU_PTE_PRESENT | HMMU_PTE_HUGE)) == (HMMU_PTE_PRESENT | HMMU_PTE_HUGE);
+}
+/* A present entry pointing at a lower table (levels 3..1). */
+static inline bool hmmu_pte_table(hmmu_pte_t e) { return hmmu_pte_present(e) && !(e & HMMU_PTE_HUGE); }
+static inline unsigned long hmmu_pte_pfn(hmmu_pte_t e)
+{
+	return (e & HMMU_PTE_PFN_MASK) >> HMMU_PTE_PFN_SHIFT;
+}
+static inline hmmu_pte_t hmmu_pfn_pte(unsigned long pfn, hmmu_pte_t bits)
+{
+	return ((hmmu_pte_t)pfn << HMMU_PTE_PFN_SHIFT) | bits | HMMU_PTE_PRESENT;
+}
+static inline hmmu_pte_t hmmu_swp_entry_to_pte(struct hmmu_swp_entry se)
+{
+	return ((hmmu_pte_t)se.pfn << HMMU_PTE_PFN_SHIFT) | ((hmmu_pte_t)se.type << HMMU_SWP_TYPE_SHIFT) |
+	       (se.young ? HMMU_SWP_YOUNG : 0) | (se.dirty ? HMMU_SWP_DIRTY : 0);
+}
+/* Decode a non-present, non-none entry. */
+static inline struct hmmu_swp_entry hmmu_pte_to_swp_entry(hmmu_pte_t e)
+{
+	struct hmmu_swp_entry se = {
+		.type = (enum hmmu_swp_type)((e & HMMU_SWP_TYPE_MASK) >> HMMU_SWP_TYPE_SHIFT),
+		.pfn = hmmu_pte_pfn(e),
+		.young = e & HMMU_SWP_YOUNG,
+		.dirty = e & HMMU_SWP_DIRTY,
+	};
+	return se;
+}
+static inline struct hmmu_swp_entry hmmu_make_swp_entry(enum hmmu_swp_type type, unsigned long pfn)
+{
+	struct hmmu_swp_entry se = { .type = type, .pfn = pfn };
+	return se;
+}
+static inline bool hmmu_is_migration_entry(struct hmmu_swp_entry se)
+{
+	return se.type >= HMMU_SWP_MIGRATION_READ && se.type <= HMMU_SWP_MIGRATION_WRITE;
+}
+static inline bool hmmu_is_device_private_entry(struct hmmu_swp_entry se)
+{
+	return se.type == HMMU_SWP_DEVICE_PRIVATE_READ || se.type == HMMU_SWP_DEVICE_PRIVATE_WRITE;
+}
+static inline bool hmmu_is_device_exclusive_entry(struct hmmu_swp_entry se)
+{
+	return se.type == HMMU_SWP_DEVICE_EXCLUSIVE_READ || se.type == HMMU_SWP_DEVICE_EXCLUSIVE_WRITE;
+}
+/* The write variant of a device-private, device-exclusive or migration entry. */
+static inline bool hmmu_is_writable_swp_entry(struct hmmu_swp_entry se)
+{
+	return se.type == HMMU_SWP_DEVICE_PRIVATE_WRITE || se.type == HMMU_SWP_DEVICE_EXCLUSIVE_WRITE ||
+	       se.type == HMMU_SWP_MIGRATION_WRITE;
+}
+
+#define HMMU_PT_ENTRIES 512
+#define HMMU_PT_LEVELS 4
+#define HMMU_PGDIR_SHIFT 39
+
+/*
+ * One page-table page at any level.  `ptl` is the split page-table lock:
+ * it serialises every change of this table's entries except the lock-free
+ * none -> table population of levels 3..1 (a compare-and-swap that may
+ * race only with another population).  Entries are read without the lock by
+ * walkers that hold the mmap_lock (they see a consistent 64-bit word, and
+ * tables are freed only under the mmap_lock held for write), and under it
+ * by anyone who acts on what they read.
+ */
+struct hmmu_pt {
+	pthread_mutex_t ptl;
+	atomic_uint nr_used;	/* non-none entries (exact when no change is in flight) */
+	unsigned char level;	/* 0 = PTE table ... 3 = PGD; immutable */
+	hmmu_pte_t e[HMMU_PT_ENTRIES] __attribute__((aligned(64)));
+};
+
+static inline unsigned int hmmu_pt_index(unsigned long addr, int level)
+{
+	return (addr >> (HMMU_PAGE_SHIFT + 9 * level)) & (HMMU_PT_ENTRIES - 1);
+}
+/* Bytes covered by one entry at @level. */
+static inline unsigned long hmmu_pt_entry_size(int level)
+{
+	return 1UL << (HMMU_PAGE_SHIFT + 9 * level);
+}
+static inline struct hmmu_pt *hmmu_pte_to_table(hmmu_pte_t e)
+{
+	return (struct hmmu_pt *)(uintptr_t)(e & ~(hmmu_pte_t)63);
+}
+static inline hmmu_pte_t hmmu_pte_read(const hmmu_pte_t *ptep)
+{
+	return __atomic_load_n(ptep, __ATOMIC_RELAXED);
+}
+/* Write an entry of @pt; caller holds pt->ptl.  Keeps nr_used exact. */
+static inline void hmmu_pte_set(struct hmmu_pt *pt, hmmu_pte_t *ptep, hmmu_pte_t val)
+{
+	hmmu_pte_t old = hmmu_pte_read(ptep);
+
+	if (!old && val)
+		atomic_fetch_add_explicit(&pt->nr_used, 1, memory_order_relaxed);
+	else if (old && !val)
+		atomic_fetch_sub_explicit(&pt->nr_used, 1, memory_order_relaxed);
+	__atomic_store_n(ptep, val, __ATOMIC_RELEASE);
+}
+static inline void hmmu_pt_lock(struct hmmu_pt *pt) { pthread_mutex_lock(&pt->ptl); }
+static inline void hmmu_pt_unlock(struct hmmu_pt *pt) { pthread_mutex_unlock(&pt->ptl); }
+
+struct hmmu_pt *hmmu_pt_alloc(struct hmmu_mm *mm, int level);
+void hmmu_pt_free(struct hmmu_mm *mm, struct hmmu_pt *pt);
+/*
+ * The PMD entry covering @addr and its table, allocating missing upper
+ * tables when @alloc.  Caller holds the mmap_lock.  Returns NULL when a
+ * table is missing (!alloc) or could not be allocated (alloc).
+ */
+hmmu_pte_t *hmmu_pmd_lookup(struct hmmu_mm *mm, unsigned long addr, bool alloc, struct hmmu_pt **pmd_pt);
+/*
+ * Make *@pmdp (none) point at a new empty PTE table.  Caller holds the
+ * mmap_lock; a racing population is fine.  Returns 0 or -ENOMEM; also 0 when
+ * the entry is no longer none (the caller re-reads it).
+ */
+int hmmu_pte_table_populate(struct hmmu_mm *mm, struct hmmu_pt *pmd_pt, hmmu_pte_t *pmdp);
+/*
+ * The leaf entry mapping @addr with its table's lock held: a PTE, or a huge
+ * PMD leaf (*@huge set).  NULL when no table reaches a leaf slot (nothing
+ * mapped).  Caller holds the mmap_lock and unlocks (*@ptp)->ptl.
+ */
+hmmu_pte_t *hmmu_leaf_lookup_lock(struct hmmu_mm *mm, unsigned long addr, struct hmmu_pt **ptp, bool *huge);
+/*
+ * Free page tables left empty in [start, end) (after an unmap).  Caller
+ * holds the mmap_lock for write.
+ */
+void hmmu_free_pgtables(struct hmmu_mm *mm, unsigned long start, unsigned long end);
+/*
+ * Recount @mm's page tables: each table's nr_used equals its non-none
+ * entries, leaves lie inside VMAs, present leaves map real frames (the
+ * zero page or an allocated page with a reference and a mapcount), the
+ * page-table count matches.  Prints the first problem; returns 0 or -EUCLEAN.
+ */
+int hmmu_pt_validate(struct hmmu_mm *mm);
+
+/* ---------------------------------------------------------------------- */
+/* src/mm/pagewalk.c: the page-table walker                                */
+/* ---------------------------------------------------------------------- */
+
+/*
+ * One walker for every range operation (zap, protection change, counting,
+ * validation, and later mirroring, migration and fork).  It descends the
+ * tables over [start, end) and calls:
+ *   pte_hole  for a range with no table (no PTE table, empty upper entry)
+ *             or, in a VMA walk, no VMA (depth -1);
+ *   pmd_entry for a PMD entry that is a huge leaf or a typed non-present
+ *             entry; it may split it and set walk->action = HMMU_WALK_DESCEND
+ *             to have the walker continue into the new PTE table;
+ *   pte_range for a run of entries of one PTE table, [addr, end) with ptep
+ *             at addr: the hot loop stays in the callback.
+ * The walker takes no page-table lock: callbacks lock walk->pt->ptl (the
+ * table holding the entries they were given) as they need.  A callback
+ * returning < 0 aborts the walk with that value; > 0 stops it and is
+ * returned.  The caller holds the mmap_lock (read or write).
+ */
+struct hmmu_mm_walk;
+
+struct hmmu_walk_ops {
+	/* Per VMA in a VMA walk: 0 walk it, 1 skip it, < 0 abort. */
+	int (*test_walk)(unsigned long start, unsigned long end, struct hmmu_mm_walk *walk);
+	int (*pmd_entry)(hmmu_pte_t *pmdp, unsigned long addr, unsigned long end, struct hmmu_mm_walk *walk);
+	int (*pte_range)(hmmu_pte_t *ptep, unsigned long addr, unsigned long end, struct hmmu_mm_walk *walk);
+	int (*pte_hole)(unsigned long addr, unsigned long end, int depth, struct hmmu_mm_walk *walk);
+};
+
+enum hmmu_walk_action { HMMU_WALK_CONTINUE, HMMU_WALK_DESCEND };
+
+struct hmmu_mm_walk {
+	const struct hmmu_walk_ops *ops;
+	struct hmmu_mm *mm;
+	struct hmmu_vma *vma;	/* VMA walks: the VMA being walked; else NULL */
+	struct hmmu_pt *pt;	/* the table holding the entries passed to a callback */
+	enum hmmu_walk_action action;
+	void *private;
+};
+
+/* Walk the VMAs over [start, end); gaps go to pte_hole with depth -1. */
+int hmmu_walk_page_range(struct hmmu_mm *mm, unsigned long start, unsigned long end,
+			 const struct hmmu_walk_ops *ops, void *private);
+/* Walk the tables over [start, end) whatever the VMAs (walk->vma is NULL). */
+int hmmu_walk_page_range_novma(struct hmmu_mm *mm, unsigned long start, unsigned long end,
+			       const struct hmmu_walk_ops *ops, void *private);
+
+/* ---------------------------------------------------------------------- */
+/* src/mm/mm.c: the address space                                          */
+/* ---------------------------------------------------------------------- */
+
+/* Lowest address hmmu_mmap() chooses by itself. */
+#define HMMU_MMAP_MIN_ADDR 0x10000UL
+
+/*
+ * Locking of struct hmmu_mm, outer to inner (docs/locking.md):
+ *   mmap_lock -> page lock -> anon_vma->lock -> page-table lock (ptl)
+ * `page_table_lock` is a leaf lock for the lazy anon_vma set-up.
+ */
+struct hmmu_mm {
+	atomic_int mm_users;	/* users: the address space is alive (hmmu_mmget) */
+	atomic_int mm_count;	/* structure references; all users share one */
+	/* Writer-preferring rwlock.  Write: the VMA set and VMA fields.
+	 * Read: faults, GUP, walks.  See mm.h for the lock calls. */
+	pthread_rwlock_t mmap_lock;
+#ifdef HMMU_DEBUG
+	atomic_int mmap_readers;	/* lock assertions only */
+	atomic_int mmap_writer;
+#endif
+	struct hmmu_rb_root mm_rb;	/* mmap_lock: VMAs keyed by vm_start, gap-augmented */
+	struct cds_list_head vma_list;	/* mmap_lock: VMAs in address order */
+	unsigned long map_count;	/* mmap_lock: number of VMAs */
+	struct hmmu_pt *pgd;		/* immutable until teardown */
+	pthread_mutex_t page_table_lock; /* leaf: anon_vma_prepare */
+	atomic_long nr_pgtables;	/* tables below the PGD */
+	/* Event counters (relaxed atomics, statistics only). */
+	atomic_ulong nr_faults, nr_zero_faults, nr_cow_faults, nr_longterm_pins;
+};
+
+void hmmu_mmap_assert_locked(struct hmmu_mm *mm);
+void hmmu_mmap_assert_write_locked(struct hmmu_mm *mm);
+
+/* ---------------------------------------------------------------------- */
+/* src/mm/vma.c: the VMA set                                               */
+/* ---------------------------------------------------------------------- */
+
+/* All helpers here require the mmap_lock held for write unless noted. */
+struct hmmu_vma *hmmu_vma_alloc(struct hmmu_mm *mm);
+void hmmu_vma_free(struct hmmu_vma *vma);
+void hmmu_vma_link(struct hmmu_mm *mm, struct hmmu_vma *vma);
+void hmmu_vma_unlink(struct hmmu_mm *mm, struct hmmu_vma *vma);
+/* Set vm_start/vm_end/vm_pgoff of a linked VMA and fix the tree's gaps. */
+void hmmu_vma_adjust(struct hmmu_vma *vma, unsigned long start, unsigned long end, unsigned long pgoff);
+struct hmmu_vma *hmmu_vma_prev(struct hmmu_vma *vma);
+struct hmmu_vma *hmmu_vma_next(struct hmmu_vma *vma);
+/* Split @vma at @addr (strictly inside it); 0 or -ENOMEM. */
+int hmmu_vma_split(struct hmmu_mm *mm, struct hmmu_vma *vma, unsigned long addr);
+/* Merge @vma with compatible neighbours; returns the surviving VMA. */
+struct hmmu_vma *hmmu_vma_merge(struct hmmu_mm *mm, struct hmmu_vma *vma);
+/* A free range of @len bytes (hint first, then lowest fit); -ENOMEM if none. */
+long hmmu_get_unmapped_area(struct hmmu_mm *mm, unsigned long hint, unsigned long len);
+/* True if @vma is private anonymous memory. */
+static inline bool hmmu_vma_is_anonymous(const struct hmmu_vma *vma)
+{
+	return !(vma->vm_flags & (HMMU_VM_SHARED | HMMU_VM_PFNMAP | HMMU_VM_MIXEDMAP | HMMU_VM_IO));
+}
+/* Page index of @addr in the VMA's object (the anon page's `index`). */
+static inline unsigned long hmmu_linear_page_index(const struct hmmu_vma *vma, unsigned long addr)
+{
+	return vma->vm_pgoff + ((addr - vma->vm_start) >> HMMU_PAGE_SHIFT);
+}
+/* Check tree order, list order, gaps; returns 0 or -EUCLEAN (prints why). */
+int hmmu_vma_validate(struct hmmu_mm *mm);
+
+/* ---------------------------------------------------------------------- */
+/* src/mm/rmap.c: reverse map of anonymous pages                           */
+/* ---------------------------------------------------------------------- */
+
+/*
+ * The anon_vma: the reverse-map root shared by every VMA that can hold a
+ * given anonymous page (the VMAs split from one mapping; later, fork's
+ * copies).  An anon page's `mapping` is anon_vma | HMMU_PAGE_MAPPING_ANON
+ * and its `index` the linear page index, so a reverse-map walk finds each
+ * mapping at vm_start + (index - vm_pgoff) pages of each VMA on the list.
+ */
+struct hmmu_anon_vma {
+	atomic_int refcount;		/* one per VMA on `vmas`, plus walkers' */
+	pthread_mutex_t lock;		/* protects `vmas` */
+	struct cds_list_head vmas;	/* VMAs through vma->anon_vma_link */
+};
+
+/* Give @vma an anon_vma if it has none; caller holds the mmap_lock (read). 0 or -ENOMEM. */
+int hmmu_anon_vma_prepare(struct hmmu_vma *vma);
+/* Add @vma (a split or copy of a VMA using @av) to @av. */
+void hmmu_anon_vma_attach(struct hmmu_vma *vma, struct hmmu_anon_vma *av);
+/* Remove @vma from its anon_vma, dropping the VMA's reference. */
+void hmmu_anon_vma_detach(struct hmmu_vma *vma);
+/* First mapping of a new anonymous page: sets mapping, index, exclusive, mapcount 1. */
+void hmmu_page_add_new_anon_rmap(struct hmmu_page *page, struct hmmu_vma *vma, unsigned long addr,
+				 bool compound);
+/* Remove one mapping of @page (PTE level, or the whole compound page at PMD level). */
+void hmmu_page_remove_rmap(struct hmmu_page *page, bool compound);
+
+/* ---------------------------------------------------------------------- */
+/* src/mm/memory.c: faults, zap, protection change, huge PMDs              */
+/* ---------------------------------------------------------------------- */
+
+/* Unmap and release every entry in [start, end) of @vma (within it).
+ * Caller holds the mmap_lock (read or write). */
+void hmmu_zap_page_range(struct hmmu_vma *vma, unsigned long start, unsigned long end);
+/* Write-protect present entries in [start, end) of @vma when @newflags
+ * lacks VM_WRITE.  Caller holds the mmap_lock for write. */
+void hmmu_change_protection(struct hmmu_vma *vma, unsigned long start, unsigned long end,
+			    unsigned long newflags);
+/* Replace the huge leaf *@pmdp by a PTE table mapping the same page.
+ * Caller holds the mmap_lock.  0, or -ENOMEM. */
+int hmmu_split_huge_pmd(struct hmmu_vma *vma, struct hmmu_pt *pmd_pt, hmmu_pte_t *pmdp, unsigned long addr);
+/*
+ * The frame mapped at @addr with its entry's lock held, if the entry
+ * already allows the access (@write: a writable entry): a present,
+ * non-special entry.  Sets *@ptp (unlock it), *@ptep and *@huge.  NULL
+ * (nothing locked) when the access needs a fault first.  Caller holds the
+ * mmap_lock.
+ */
+struct hmmu_page *hmmu_follow_page_lock(struct hmmu_mm *mm, unsigned long addr, bool write,
+					struct hmmu_pt **ptp, hmmu_pte_t **ptep);
+/* Sleep until the migration entry at @ptep (in @pt, whose ptl the caller
+ * holds) is gone; drops the ptl.  Takes no page reference. */
+void hmmu_migration_entry_wait(struct hmmu_pt *pt, hmmu_pte_t *ptep);
+
 /* ---------------------------------------------------------------------- */
 /* src/mm/init.c                                                           */
 /* ---------------------------------------------------------------------- */

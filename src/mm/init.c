@@ -11,7 +11,8 @@
 
 /* Written by hmmu_init()/hmmu_exit() only, which callers serialise with all else. */
 static struct hmmu_page *hmmu_zero;
-static unsigned long hmmu_zero_pfn = ~0UL;
+/* 0 when unset: no node covers pfn 0 (they start at HMMU_FIRST_PFN). */
+static unsigned long hmmu_zero_pfn;
 static unsigned int hmmu_retry_ms = HMMU_DEFAULT_RETRY_MS;
 static bool hmmu_initialised;
 
@@ -54,7 +55,7 @@ int hmmu_exit(void)
 	hmmu_page_clear_flag(hmmu_zero, HMMU_PG_reserved);
 	hmmu_put_page(hmmu_zero);
 	hmmu_zero = NULL;
-	hmmu_zero_pfn = ~0UL;
+	hmmu_zero_pfn = 0;
 	hmmu_initialised = false;
 	return hmmu_node_destroy(0);
 }
@@ -76,5 +77,5 @@ struct hmmu_page *hmmu_zero_page(void)
 
 bool hmmu_is_zero_pfn(unsigned long pfn)
 {
-	return pfn == hmmu_zero_pfn;
+	return hmmu_zero_pfn && pfn == hmmu_zero_pfn;
 }
