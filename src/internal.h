@@ -16,6 +16,7 @@
 #include <stdio.h>
 
 #include <hmmu/hmmu.h>
+#include <hmmu/mmu_notifier.h>
 
 #define hmmu_container_of(ptr, type, member) \
 	((type *)((char *)(ptr) - offsetof(type, member)))
@@ -86,6 +87,15 @@ struct hmmu_rb_node *hmmu_rb_next(const struct hmmu_rb_node *node);
 struct hmmu_rb_node *hmmu_rb_prev(const struct hmmu_rb_node *node);
 /* Check colour and black-height rules; returns the node count, or -1 if broken. */
 long hmmu_rb_validate(const struct hmmu_rb_root *root);
+/* Mark a node as in no tree / test that mark (parent points to itself). */
+static inline void hmmu_rb_clear_node(struct hmmu_rb_node *n)
+{
+	n->parent_color = (uintptr_t)n;
+}
+static inline bool hmmu_rb_empty_node(const struct hmmu_rb_node *n)
+{
+	return n->parent_color == (uintptr_t)n;
+}
 
 /* ---------------------------------------------------------------------- */
 /* src/lib/interval_tree.c: closed intervals [start, last] over the rbtree */
@@ -124,6 +134,58 @@ struct hmmu_wait_bucket {
 
 struct hmmu_wait_bucket *hmmu_wait_bucket_of(const void *key);
 void hmmu_wake_bucket(struct hmmu_wait_bucket *b);
+
+/* ---------------------------------------------------------------------- */
+/* src/lib/rcu.c: RCU (liburcu-bp, or a rwlock fallback under TSan)       */
+/* ---------------------------------------------------------------------- */
+
+/*
+ * Read sections may nest and sleep.  hmmu_synchronize_rcu() waits for every
+ * read section that began before it; it must not be called inside one.
+ * hmmu_call_rcu() runs @func after a grace period (in another thread with
+ * liburcu); hmmu_rcu_barrier() waits for all calls queued so far.
+ */
+struct hmmu_rcu_head;
+void hmmu_rcu_read_lock(void);
+void hmmu_rcu_read_unlock(void);
+void hmmu_synchronize_rcu(void);
+void hmmu_call_rcu(struct hmmu_rcu_head *head, void (*func)(struct hmmu_rcu_head *head));
+void hmmu_rcu_barrier(void);
+
+/*
+ * RCU-protected list edits and traversal on struct cds_list_head, written
+ * with __atomic builtins (release publication, acquire traversal) so that
+ * ThreadSanitizer sees the ordering liburcu's volatile-based macros hide.
+ * Writers serialise among themselves; readers hold hmmu_rcu_read_lock().
+ * A deleted entry keeps its `next`, so a reader standing on it goes on;
+ * its `prev` is set to NULL to mark it unlinked.
+ */
+static inline void hmmu_list_add_rcu(struct cds_list_head *entry, struct cds_list_head *head)
+{
+	entry->next = head->next;
+	entry->prev = head;
+	head->next->prev = entry;
+	__atomic_store_n(&head->next, entry, __ATOMIC_RELEASE);
+}
+static inline void hmmu_list_del_rcu(struct cds_list_head *entry)
+{
+	entry->next->prev = entry->prev;
+	__atomic_store_n(&entry->prev->next, entry->next, __ATOMIC_RELEASE);
+	entry->prev = NULL;
+}
+static inline bool hmmu_list_linked_rcu(const struct cds_list_head *entry)
+{
+	return entry->prev != NULL;
+}
+static inline bool hmmu_list_empty_rcu(struct cds_list_head *head)
+{
+	return __atomic_load_n(&head->next, __ATOMIC_ACQUIRE) == head;
+}
+#define hmmu_list_for_each_entry_rcu(pos, head, member)                                          \
+	for (pos = cds_list_entry(__atomic_load_n(&(head)->next, __ATOMIC_ACQUIRE), __typeof__(*pos), \
+				  member);                                                        \
+	     &pos->member != (head);                                                             \
+	     pos = cds_list_entry(__atomic_load_n(&pos->member.next, __ATOMIC_ACQUIRE), __typeof__(*pos), member))
 
 /* ---------------------------------------------------------------------- */
 /* src/mm/page_alloc.c: memory nodes, the buddy allocator, page references */
@@ -473,7 +535,13 @@ struct hmmu_mm {
 	atomic_long nr_pgtables;	/* tables below the PGD */
 	/* Event counters (relaxed atomics, statistics only). */
 	atomic_ulong nr_faults, nr_zero_faults, nr_cow_faults, nr_longterm_pins;
+	/* MMU notifiers: set once under the mmap_lock for write, freed by the
+	 * last mmdrop (see struct hmmu_notifier_subscriptions). */
+	struct hmmu_notifier_subscriptions *notifier_subscriptions;
+	atomic_uint flags;		/* HMMU_MMF_* */
 };
+
+#define HMMU_MMF_UNSTABLE 0x1u	/* reaped: faults fail with SIGBUS */
 
 void hmmu_mmap_assert_locked(struct hmmu_mm *mm);
 void hmmu_mmap_assert_write_locked(struct hmmu_mm *mm);
@@ -544,10 +612,15 @@ void hmmu_page_remove_rmap(struct hmmu_page *page, bool compound);
 /* ---------------------------------------------------------------------- */
 
 /* Unmap and release every entry in [start, end) of @vma (within it).
- * Caller holds the mmap_lock (read or write). */
+ * Caller holds the mmap_lock (read or write) and brackets the call with an
+ * invalidation of the range. */
 void hmmu_zap_page_range(struct hmmu_vma *vma, unsigned long start, unsigned long end);
+/* The same inside its own blockable invalidation for @event. */
+void hmmu_zap_range_notify(struct hmmu_vma *vma, unsigned long start, unsigned long end,
+			   enum hmmu_notifier_event event);
 /* Write-protect present entries in [start, end) of @vma when @newflags
- * lacks VM_WRITE.  Caller holds the mmap_lock for write. */
+ * lacks VM_WRITE (and downgrade writable typed entries), inside a
+ * PROTECTION_VMA invalidation.  Caller holds the mmap_lock for write. */
 void hmmu_change_protection(struct hmmu_vma *vma, unsigned long start, unsigned long end,
 			    unsigned long newflags);
 /* Replace the huge leaf *@pmdp by a PTE table mapping the same page.
@@ -565,6 +638,59 @@ struct hmmu_page *hmmu_follow_page_lock(struct hmmu_mm *mm, unsigned long addr, 
 /* Sleep until the migration entry at @ptep (in @pt, whose ptl the caller
  * holds) is gone; drops the ptl.  Takes no page reference. */
 void hmmu_migration_entry_wait(struct hmmu_pt *pt, hmmu_pte_t *ptep);
+
+/* ---------------------------------------------------------------------- */
+/* src/notifier/: MMU notifiers                                            */
+/* ---------------------------------------------------------------------- */
+
+/*
+ * The per-mm container, created by the first registration of either kind
+ * (under the mmap_lock for write, published with a release store into
+ * mm->notifier_subscriptions) and freed with the mm structure.
+ *
+ * `lock` protects: edits of `list`, every `users` count, `itree` edits,
+ * `invalidate_seq`, `active_invalidate_ranges` and `deferred_list`.
+ * Without it: `list` is traversed under hmmu_rcu_read_lock(); `itree` is
+ * traversed by an invalidating thread while invalidate_seq is odd (edits
+ * are deferred then); `has_itree` is read with an acquire load.
+ * `wq` (with `lock`) wakes read_begin and remove when invalidate_seq changes.
+ */
+struct hmmu_notifier_subscriptions {
+	struct cds_list_head list;
+	bool has_itree;
+	pthread_mutex_t lock;
+	pthread_cond_t wq;
+	unsigned long invalidate_seq;		/* starts at 2; odd: a cycle hit a subscriber */
+	unsigned long active_invalidate_ranges;	/* starts minus ends, any range */
+	struct hmmu_rb_root itree;
+	struct cds_list_head deferred_list;	/* interval subs to insert/remove at cycle end */
+};
+
+/* The container of @mm, or NULL (acquire: pairs with its publication). */
+static inline struct hmmu_notifier_subscriptions *hmmu_mm_subscriptions(struct hmmu_mm *mm)
+{
+	return __atomic_load_n(&mm->notifier_subscriptions, __ATOMIC_ACQUIRE);
+}
+
+/* mmu_notifier.c */
+void hmmu_notifier_subscriptions_destroy(struct hmmu_mm *mm);
+/* Teardown, before anything is unmapped: RELEASE cycle, then classic release (spec 1.6). */
+void hmmu_notifier_release(struct hmmu_mm *mm);
+int hmmu_notifier_clear_flush_young(struct hmmu_mm *mm, unsigned long start, unsigned long end);
+int hmmu_notifier_clear_young(struct hmmu_mm *mm, unsigned long start, unsigned long end);
+int hmmu_notifier_test_young(struct hmmu_mm *mm, unsigned long addr);
+/* interval.c */
+int hmmu_itree_invalidate_start(struct hmmu_notifier_subscriptions *subs,
+				const struct hmmu_notifier_range *range);
+void hmmu_itree_invalidate_end(struct hmmu_notifier_subscriptions *subs);
+
+/* Bracket helpers for the primary MMU's own paths (blockable, owner NULL). */
+static inline void hmmu_notify_start(struct hmmu_notifier_range *r, enum hmmu_notifier_event event,
+				     struct hmmu_mm *mm, unsigned long start, unsigned long end)
+{
+	hmmu_notifier_range_init(r, event, 0, mm, start, end);
+	hmmu_notifier_invalidate_range_start(r);
+}
 
 /* ---------------------------------------------------------------------- */
 /* src/mm/init.c                                                           */

@@ -10,6 +10,7 @@
 
 #include <hmmu/page.h>
 #include <hmmu/mm.h>
+#include <hmmu/mmu_notifier.h>
 
 #ifdef __cplusplus
 extern "C" {

@@ -1,0 +1,129 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Kernel spellings of hmmu's API, so that driver logic written against the
+ * Linux interfaces compiles here unchanged.  Include it after hmmu.h in
+ * driver code only: it defines short names (struct page, PAGE_SIZE, ...)
+ * that may clash with other code.
+ *
+ * The table grows with each feature.  Where the kernel signature carries
+ * arguments hmmu does not use (vmas arrays, `locked` pointers), the macro
+ * takes and ignores them.
+ */
+#ifndef HMMU_KERNEL_COMPAT_H
+#define HMMU_KERNEL_COMPAT_H
+
+#include <hmmu/hmmu.h>
+
+/* Types. */
+#define page hmmu_page
+#define mm_struct hmmu_mm
+#define vm_area_struct hmmu_vma
+#define anon_vma hmmu_anon_vma
+typedef hmmu_gfp_t gfp_t;
+typedef hmmu_vm_fault_t vm_fault_t;
+
+/* Sizes. */
+#define PAGE_SHIFT HMMU_PAGE_SHIFT
+#define PAGE_SIZE HMMU_PAGE_SIZE
+#define PAGE_MASK HMMU_PAGE_MASK
+#define PMD_SHIFT HMMU_PMD_SHIFT
+#define PMD_SIZE HMMU_PMD_SIZE
+#define PMD_MASK HMMU_PMD_MASK
+#define HPAGE_PMD_ORDER HMMU_PMD_ORDER
+#define MAX_ORDER HMMU_MAX_ORDER
+#define TASK_SIZE HMMU_TASK_SIZE
+
+/* Allocation flags. */
+#define GFP_KERNEL HMMU_GFP_KERNEL
+#define GFP_HIGHUSER_MOVABLE HMMU_GFP_HIGHUSER_MOVABLE
+#define __GFP_ZERO HMMU_GFP_ZERO
+#define __GFP_COMP HMMU_GFP_COMP
+
+/* Pages. */
+#define alloc_pages(gfp, order) hmmu_alloc_pages(gfp, order)
+#define alloc_pages_node(nid, gfp, order) hmmu_alloc_pages_node(nid, gfp, order)
+#define alloc_page(gfp) hmmu_alloc_page(gfp)
+#define __free_pages(page, order) hmmu_free_pages(page, order)
+#define __free_page(page) hmmu_free_pages(page, 0)
+#define alloc_page_vma(gfp, vma, addr) hmmu_alloc_page_vma(vma, addr)
+#define get_page(page) hmmu_get_page(page)
+#define get_page_unless_zero(page) hmmu_get_page_unless_zero(page)
+#define put_page(page) hmmu_put_page(page)
+#define page_ref_count(page) hmmu_page_ref_count(page)
+#define page_mapcount(page) hmmu_page_mapcount(page)
+#define page_maybe_dma_pinned(page) hmmu_page_maybe_dma_pinned(page)
+#define PageAnon(page) hmmu_page_is_anon(page)
+#define compound_head(page) hmmu_compound_head(page)
+#define compound_order(page) hmmu_compound_order(page)
+#define page_to_pfn(page) hmmu_page_to_pfn(page)
+#define pfn_to_page(pfn) hmmu_pfn_to_page(pfn)
+#define page_address(page) hmmu_page_address(page)
+#define ZERO_PAGE(vaddr) hmmu_zero_page()
+#define is_zero_pfn(pfn) hmmu_is_zero_pfn(pfn)
+#define lock_page(page) hmmu_lock_page(page)
+#define trylock_page(page) hmmu_trylock_page(page)
+#define unlock_page(page) hmmu_unlock_page(page)
+#define PageLocked(page) hmmu_page_locked(page)
+#define wait_on_page_locked(page) hmmu_wait_on_page_locked(page)
+
+/* Address spaces. */
+#define mmget(mm) hmmu_mmget(mm)
+#define mmget_not_zero(mm) hmmu_mmget_not_zero(mm)
+#define mmput(mm) hmmu_mmput(mm)
+#define mmgrab(mm) hmmu_mmgrab(mm)
+#define mmdrop(mm) hmmu_mmdrop(mm)
+#define mmap_read_lock(mm) hmmu_mmap_read_lock(mm)
+#define mmap_read_trylock(mm) hmmu_mmap_read_trylock(mm)
+#define mmap_read_unlock(mm) hmmu_mmap_read_unlock(mm)
+#define mmap_write_lock(mm) hmmu_mmap_write_lock(mm)
+#define mmap_write_unlock(mm) hmmu_mmap_write_unlock(mm)
+#define find_vma(mm, addr) hmmu_find_vma(mm, addr)
+#define vma_lookup(mm, addr) hmmu_vma_lookup(mm, addr)
+#define handle_mm_fault(vma, addr, flags, regs) hmmu_handle_mm_fault(vma, addr, flags)
+
+/* VMA flags. */
+#define VM_READ HMMU_VM_READ
+#define VM_WRITE HMMU_VM_WRITE
+#define VM_EXEC HMMU_VM_EXEC
+#define VM_SHARED HMMU_VM_SHARED
+#define VM_MAYREAD HMMU_VM_MAYREAD
+#define VM_MAYWRITE HMMU_VM_MAYWRITE
+#define VM_MAYEXEC HMMU_VM_MAYEXEC
+#define VM_MAYSHARE HMMU_VM_MAYSHARE
+#define VM_PFNMAP HMMU_VM_PFNMAP
+#define VM_IO HMMU_VM_IO
+#define VM_DONTCOPY HMMU_VM_DONTCOPY
+#define VM_DONTEXPAND HMMU_VM_DONTEXPAND
+#define VM_HUGETLB HMMU_VM_HUGETLB
+#define VM_HUGEPAGE HMMU_VM_HUGEPAGE
+#define VM_NOHUGEPAGE HMMU_VM_NOHUGEPAGE
+#define VM_MIXEDMAP HMMU_VM_MIXEDMAP
+
+/* Fault results and flags. */
+#define VM_FAULT_OOM HMMU_VM_FAULT_OOM
+#define VM_FAULT_SIGBUS HMMU_VM_FAULT_SIGBUS
+#define VM_FAULT_MAJOR HMMU_VM_FAULT_MAJOR
+#define VM_FAULT_HWPOISON HMMU_VM_FAULT_HWPOISON
+#define VM_FAULT_SIGSEGV HMMU_VM_FAULT_SIGSEGV
+#define VM_FAULT_NOPAGE HMMU_VM_FAULT_NOPAGE
+#define VM_FAULT_LOCKED HMMU_VM_FAULT_LOCKED
+#define VM_FAULT_RETRY HMMU_VM_FAULT_RETRY
+#define VM_FAULT_ERROR HMMU_VM_FAULT_ERROR
+#define FAULT_FLAG_WRITE HMMU_FAULT_FLAG_WRITE
+#define FAULT_FLAG_ALLOW_RETRY HMMU_FAULT_FLAG_ALLOW_RETRY
+#define FAULT_FLAG_USER HMMU_FAULT_FLAG_USER
+#define FAULT_FLAG_REMOTE HMMU_FAULT_FLAG_REMOTE
+
+/* get_user_pages. */
+#define FOLL_WRITE HMMU_FOLL_WRITE
+#define FOLL_GET HMMU_FOLL_GET
+#define FOLL_PIN HMMU_FOLL_PIN
+#define FOLL_LONGTERM HMMU_FOLL_LONGTERM
+#define get_user_pages_remote(mm, start, nr, flags, pages, vmas, locked) \
+	hmmu_get_user_pages_remote(mm, start, nr, flags, pages)
+#define pin_user_pages_remote(mm, start, nr, flags, pages, vmas, locked) \
+	hmmu_pin_user_pages_remote(mm, start, nr, flags, pages)
+#define unpin_user_page(page) hmmu_unpin_user_page(page)
+#define unpin_user_pages(pages, n) hmmu_unpin_user_pages(pages, n)
+
+#endif /* HMMU_KERNEL_COMPAT_H */

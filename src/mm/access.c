@@ -1,0 +1,82 @@
+// SPDX-License-Identifier: MIT
+/*
+ * hmmu_access(): CPU loads and stores on an address space.
+ *
+ * Each page's bytes are copied while holding the lock of the entry that
+ * maps it, so whatever changes that entry (migration, unmap, copy-on-write)
+ * waits for the copy, and a write can never land in a page that is no
+ * longer mapped.
+ */
+#include <string.h>
+
+#include "internal.h"
+
+/* Mark the entry accessed (and dirty for a store) under its lock. */
+static void hmmu_access_mark(struct hmmu_pt *pt, hmmu_pte_t *ptep, bool write)
+{
+	hmmu_pte_t e = hmmu_pte_read(ptep);
+	hmmu_pte_t n = e | HMMU_PTE_YOUNG | (write ? HMMU_PTE_DIRTY : 0);
+
+	if (n != e)
+		hmmu_pte_set(pt, ptep, n);
+}
+
+/* Translate a fault result into hmmu_access()'s errno. */
+static int hmmu_fault_errno(hmmu_vm_fault_t ret)
+{
+	if (ret & HMMU_VM_FAULT_OOM)
+		return -ENOMEM;
+	return ret & HMMU_VM_FAULT_ERROR ? -EFAULT : 0;
+}
+
+/* Copy @len bytes (within one page) at @addr; mmap_lock held for read. */
+static int hmmu_access_page(struct hmmu_mm *mm, unsigned long addr, char *buf, size_t len, bool write)
+{
+	struct hmmu_vma *vma = hmmu_vma_lookup(mm, addr);
+	unsigned int fflags = HMMU_FAULT_FLAG_USER | (write ? HMMU_FAULT_FLAG_WRITE : 0);
+	struct hmmu_page *page;
+	struct hmmu_pt *pt;
+	hmmu_pte_t *ptep;
+	int err;
+
+	if (!vma || !(vma->vm_flags & (write ? HMMU_VM_WRITE : HMMU_VM_READ)))
+		return -EFAULT;
+	for (;;) {
+		page = hmmu_follow_page_lock(mm, addr, write, &pt, &ptep);
+		if (page) {
+			char *p = (char *)hmmu_page_address(page) + (addr & ~HMMU_PAGE_MASK);
+
+			if (write)
+				memcpy(p, buf, len);
+			else
+				memcpy(buf, p, len);
+			hmmu_access_mark(pt, ptep, write);
+			hmmu_pt_unlock(pt);
+			return 0;
+		}
+		err = hmmu_fault_errno(hmmu_handle_mm_fault(vma, addr, fflags));
+		if (err)
+			return err;
+	}
+}
+
+int hmmu_access(struct hmmu_mm *mm, unsigned long addr, void *buf, size_t len, unsigned int flags)
+{
+	char *p = buf;
+	int err = 0;
+
+	if (!mm || (!buf && len) || flags & ~HMMU_ACCESS_WRITE || len > HMMU_TASK_SIZE ||
+	    addr > HMMU_TASK_SIZE - len)
+		return -EINVAL;
+	hmmu_mmap_read_lock(mm);
+	while (len && !err) {
+		size_t n = HMMU_MIN(len, HMMU_PAGE_SIZE - (addr & ~HMMU_PAGE_MASK));
+
+		err = hmmu_access_page(mm, addr, p, n, flags & HMMU_ACCESS_WRITE);
+		addr += n;
+		p += n;
+		len -= n;
+	}
+	hmmu_mmap_read_unlock(mm);
+	return err;
+}

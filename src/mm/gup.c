@@ -1,0 +1,103 @@
+// SPDX-License-Identifier: MIT
+/*
+ * get_user_pages and pin_user_pages: fault pages in and hand out
+ * references (FOLL_GET) or pins (FOLL_PIN, counted separately so that
+ * hmmu_page_maybe_dma_pinned() and migration's pin check see them).
+ */
+#include "internal.h"
+
+/* Can GUP touch @vma with @gup_flags? */
+static bool hmmu_gup_vma_ok(const struct hmmu_vma *vma, unsigned int gup_flags)
+{
+	unsigned long need = gup_flags & HMMU_FOLL_WRITE ? HMMU_VM_WRITE : HMMU_VM_READ;
+
+	return vma && !(vma->vm_flags & (HMMU_VM_IO | HMMU_VM_PFNMAP)) && (vma->vm_flags & need);
+}
+
+/* Take the reference GUP hands out; entry lock held. */
+static void hmmu_gup_grab(struct hmmu_page *page, unsigned int gup_flags)
+{
+	hmmu_get_page(page);
+	if (gup_flags & HMMU_FOLL_PIN)
+		atomic_fetch_add_explicit(&hmmu_compound_head(page)->_pincount, 1, memory_order_relaxed);
+}
+
+/* One page: follow its entry, faulting until it allows the access. */
+static long hmmu_gup_one(struct hmmu_mm *mm, unsigned long addr, unsigned int gup_flags, struct hmmu_page **pagep)
+{
+	struct hmmu_vma *vma = hmmu_vma_lookup(mm, addr);
+	bool write = gup_flags & HMMU_FOLL_WRITE;
+	unsigned int fflags = HMMU_FAULT_FLAG_REMOTE | (write ? HMMU_FAULT_FLAG_WRITE : 0);
+	hmmu_vm_fault_t ret;
+	struct hmmu_pt *pt;
+	hmmu_pte_t *ptep;
+
+	if (!hmmu_gup_vma_ok(vma, gup_flags))
+		return -EFAULT;
+	for (;;) {
+		struct hmmu_page *page = hmmu_follow_page_lock(mm, addr, write, &pt, &ptep);
+
+		if (page) {
+			hmmu_gup_grab(page, gup_flags);
+			hmmu_pt_unlock(pt);
+			*pagep = page;
+			return 0;
+		}
+		ret = hmmu_handle_mm_fault(vma, addr, fflags);
+		if (ret & HMMU_VM_FAULT_OOM)
+			return -ENOMEM;
+		if (ret & HMMU_VM_FAULT_ERROR)
+			return -EFAULT;
+	}
+}
+
+static long hmmu_gup(struct hmmu_mm *mm, unsigned long start, unsigned long nr_pages, unsigned int gup_flags,
+		     struct hmmu_page **pages)
+{
+	unsigned long i;
+	long err = 0;
+
+	if (!mm || (!pages && nr_pages) || start & ~HMMU_PAGE_MASK || nr_pages > HMMU_TASK_SIZE >> HMMU_PAGE_SHIFT ||
+	    start > HMMU_TASK_SIZE - (nr_pages << HMMU_PAGE_SHIFT) ||
+	    gup_flags & ~(HMMU_FOLL_WRITE | HMMU_FOLL_GET | HMMU_FOLL_PIN | HMMU_FOLL_LONGTERM))
+		return -EINVAL;
+	hmmu_mmap_assert_locked(mm);
+	for (i = 0; i < nr_pages && !err; i++)
+		err = hmmu_gup_one(mm, start + (i << HMMU_PAGE_SHIFT), gup_flags, &pages[i]);
+	if (err)
+		i--;
+	if (gup_flags & HMMU_FOLL_LONGTERM)
+		atomic_fetch_add_explicit(&mm->nr_longterm_pins, i, memory_order_relaxed);
+	return i ? (long)i : err;
+}
+
+long hmmu_get_user_pages_remote(struct hmmu_mm *mm, unsigned long start, unsigned long nr_pages,
+				unsigned int gup_flags, struct hmmu_page **pages)
+{
+	if (gup_flags & HMMU_FOLL_PIN)
+		return -EINVAL;
+	return hmmu_gup(mm, start, nr_pages, gup_flags | HMMU_FOLL_GET, pages);
+}
+
+long hmmu_pin_user_pages_remote(struct hmmu_mm *mm, unsigned long start, unsigned long nr_pages,
+				unsigned int gup_flags, struct hmmu_page **pages)
+{
+	if (gup_flags & HMMU_FOLL_GET)
+		return -EINVAL;
+	return hmmu_gup(mm, start, nr_pages, gup_flags | HMMU_FOLL_PIN, pages);
+}
+
+void hmmu_unpin_user_page(struct hmmu_page *page)
+{
+	struct hmmu_page *head = hmmu_compound_head(page);
+	int old = atomic_fetch_sub_explicit(&head->_pincount, 1, memory_order_relaxed);
+
+	HMMU_BUG_ON(old <= 0);
+	hmmu_put_page(head);
+}
+
+void hmmu_unpin_user_pages(struct hmmu_page **pages, unsigned long npages)
+{
+	for (unsigned long i = 0; i < npages; i++)
+		hmmu_unpin_user_page(pages[i]);
+}
