@@ -1,0 +1,44 @@
+# SPDX-License-Identifier: MIT
+#
+# Wrapper around CMake so that a fresh machine needs one command:
+#   make demo                 build and run the demo
+#   make check [SAN=address|thread|undefined]   build and run the tests
+#   make bench                optimised build, benchmarks -> build/bench.json
+# Each build flavour has its own directory: build, build-address, ...
+
+SAN ?=
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+BUILD := build$(if $(SAN),-$(SAN))
+BENCH_BUILD := build-bench
+CMAKE_FLAGS := -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHMMU_DEBUG=ON $(if $(SAN),-DHMMU_SANITIZE=$(SAN))
+# ThreadSanitizer cannot map its shadow memory under high ASLR entropy:
+# run its tests with address-space randomisation off.
+RUN := $(if $(filter thread,$(SAN)),setarch $(shell uname -m) -R)
+
+.PHONY: all deps build check demo bench clean
+
+all: build
+
+deps:
+	@./scripts/install-deps.sh
+
+$(BUILD)/CMakeCache.txt: | deps
+	cmake -S . -B $(BUILD) $(CMAKE_FLAGS)
+
+build: deps $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS)
+
+check: build
+	cd $(BUILD) && $(RUN) ctest --output-on-failure -j $(JOBS)
+
+demo: build
+	./$(BUILD)/tools/hmmu demo
+
+bench: deps
+	cmake -S . -B $(BENCH_BUILD) -DCMAKE_BUILD_TYPE=Release -DHMMU_DEBUG=OFF
+	cmake --build $(BENCH_BUILD) -j $(JOBS) --target hmmu-bench
+	mkdir -p build
+	./$(BENCH_BUILD)/bench/hmmu-bench --json build/bench.json
+
+clean:
+	rm -rf build build-* 

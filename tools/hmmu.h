@@ -1,0 +1,8 @@
+/* SPDX-License-Identifier: MIT */
+/* Sub-commands of the hmmu command. */
+#ifndef HMMU_TOOL_H
+#define HMMU_TOOL_H
+
+int hmmu_cmd_demo(int argc, char **argv);
+
+#endif
