@@ -126,4 +126,51 @@ typedef hmmu_vm_fault_t vm_fault_t;
 #define unpin_user_page(page) hmmu_unpin_user_page(page)
 #define unpin_user_pages(pages, n) hmmu_unpin_user_pages(pages, n)
 
+/* MMU notifiers. */
+#define mmu_notifier hmmu_notifier
+#define mmu_notifier_ops hmmu_notifier_ops
+#define mmu_notifier_range hmmu_notifier_range
+#define mmu_notifier_event hmmu_notifier_event
+#define mmu_interval_notifier hmmu_interval_notifier
+#define mmu_interval_notifier_ops hmmu_interval_notifier_ops
+#define MMU_NOTIFY_UNMAP HMMU_NOTIFY_UNMAP
+#define MMU_NOTIFY_CLEAR HMMU_NOTIFY_CLEAR
+#define MMU_NOTIFY_PROTECTION_VMA HMMU_NOTIFY_PROTECTION_VMA
+#define MMU_NOTIFY_PROTECTION_PAGE HMMU_NOTIFY_PROTECTION_PAGE
+#define MMU_NOTIFY_SOFT_DIRTY HMMU_NOTIFY_SOFT_DIRTY
+#define MMU_NOTIFY_RELEASE HMMU_NOTIFY_RELEASE
+#define MMU_NOTIFY_MIGRATE HMMU_NOTIFY_MIGRATE
+#define MMU_NOTIFY_EXCLUSIVE HMMU_NOTIFY_EXCLUSIVE
+#define MMU_NOTIFIER_RANGE_BLOCKABLE HMMU_NOTIFIER_RANGE_BLOCKABLE
+#define mmu_notifier_register(sub, mm) hmmu_notifier_register(sub, mm)
+#define __mmu_notifier_register(sub, mm) __hmmu_notifier_register(sub, mm)
+#define mmu_notifier_unregister(sub, mm) hmmu_notifier_unregister(sub, mm)
+#define mmu_notifier_get(ops, mm) hmmu_notifier_get(ops, mm)
+#define mmu_notifier_get_locked(ops, mm) hmmu_notifier_get_locked(ops, mm)
+#define mmu_notifier_put(sub) hmmu_notifier_put(sub)
+#define mmu_notifier_synchronize() hmmu_notifier_synchronize()
+#define mmu_interval_notifier_insert(sub, mm, start, length, ops) \
+	hmmu_interval_notifier_insert(sub, mm, start, length, ops)
+#define mmu_interval_notifier_insert_locked(sub, mm, start, length, ops) \
+	hmmu_interval_notifier_insert_locked(sub, mm, start, length, ops)
+#define mmu_interval_notifier_remove(sub) hmmu_interval_notifier_remove(sub)
+#define mmu_interval_read_begin(sub) hmmu_interval_read_begin(sub)
+#define mmu_interval_read_retry(sub, seq) hmmu_interval_read_retry(sub, seq)
+#define mmu_interval_check_retry(sub, seq) hmmu_interval_check_retry(sub, seq)
+#define mmu_interval_set_seq(sub, seq) hmmu_interval_set_seq(sub, seq)
+#define mmu_notifier_range_init(range, event, flags, mm, start, end) \
+	hmmu_notifier_range_init(range, event, flags, mm, start, end)
+#define mmu_notifier_range_init_owner(range, event, flags, mm, start, end, owner) \
+	hmmu_notifier_range_init_owner(range, event, flags, mm, start, end, owner)
+#define mmu_notifier_range_blockable(range) hmmu_notifier_range_blockable(range)
+#define mmu_notifier_range_update_to_read_only(range) hmmu_notifier_range_update_to_read_only(range)
+#define mmu_notifier_invalidate_range_start(range) hmmu_notifier_invalidate_range_start(range)
+#define mmu_notifier_invalidate_range_start_nonblock(range) hmmu_notifier_invalidate_range_start_nonblock(range)
+#define mmu_notifier_invalidate_range_end(range) hmmu_notifier_invalidate_range_end(range)
+#define mmu_notifier_invalidate_range_only_end(range) hmmu_notifier_invalidate_range_only_end(range)
+#define mmu_notifier_invalidate_range(mm, start, end) hmmu_notifier_invalidate_range(mm, start, end)
+#define IS_ERR(ptr) hmmu_is_err(ptr)
+#define PTR_ERR(ptr) hmmu_ptr_err(ptr)
+#define ERR_PTR(err) hmmu_err_ptr(err)
+
 #endif /* HMMU_KERNEL_COMPAT_H */

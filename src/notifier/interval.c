@@ -227,9 +227,10 @@ bool hmmu_interval_read_retry(struct hmmu_interval_notifier *sub, unsigned long 
 	return __atomic_load_n(&sub->invalidate_seq, __ATOMIC_RELAXED) != seq;
 }
 
+/* The same comparison without the driver lock: only "true" is reliable. */
 bool hmmu_interval_check_retry(struct hmmu_interval_notifier *sub, unsigned long seq)
 {
-	return __atomic_load_n(&sub->invalidate_seq, __ATOMIC_RELAXED) != seq;
+	return hmmu_interval_read_retry(sub, seq);
 }
 
 void hmmu_interval_set_seq(struct hmmu_interval_notifier *sub, unsigned long cur_seq)

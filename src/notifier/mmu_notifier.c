@@ -412,8 +412,11 @@ void hmmu_notifier_release(struct hmmu_mm *mm)
 /* Young bits                                                          */
 /* ------------------------------------------------------------------ */
 
-/* OR over the subscribers of one young op; @test stops at the first young. */
-static int hmmu_notifier_young(struct hmmu_mm *mm, unsigned long start, unsigned long end, int op)
+enum hmmu_young_op { HMMU_YOUNG_CLEAR_FLUSH, HMMU_YOUNG_CLEAR, HMMU_YOUNG_TEST };
+
+/* OR over the subscribers of one young op; the test stops at the first young. */
+static int hmmu_notifier_young(struct hmmu_mm *mm, unsigned long start, unsigned long end,
+			       enum hmmu_young_op op)
 {
 	struct hmmu_notifier_subscriptions *subs = hmmu_mm_subscriptions(mm);
 	struct hmmu_notifier *sub;
@@ -425,11 +428,11 @@ static int hmmu_notifier_young(struct hmmu_mm *mm, unsigned long start, unsigned
 	hmmu_list_for_each_entry_rcu(sub, &subs->list, hlist) {
 		const struct hmmu_notifier_ops *ops = sub->ops;
 
-		if (op == 0 && ops->clear_flush_young)
+		if (op == HMMU_YOUNG_CLEAR_FLUSH && ops->clear_flush_young)
 			young |= ops->clear_flush_young(sub, mm, start, end);
-		else if (op == 1 && ops->clear_young)
+		else if (op == HMMU_YOUNG_CLEAR && ops->clear_young)
 			young |= ops->clear_young(sub, mm, start, end);
-		else if (op == 2 && ops->test_young && ops->test_young(sub, mm, start)) {
+		else if (op == HMMU_YOUNG_TEST && ops->test_young && ops->test_young(sub, mm, start)) {
 			young = 1;
 			break;
 		}
@@ -440,15 +443,15 @@ static int hmmu_notifier_young(struct hmmu_mm *mm, unsigned long start, unsigned
 
 int hmmu_notifier_clear_flush_young(struct hmmu_mm *mm, unsigned long start, unsigned long end)
 {
-	return hmmu_notifier_young(mm, start, end, 0);
+	return hmmu_notifier_young(mm, start, end, HMMU_YOUNG_CLEAR_FLUSH);
 }
 
 int hmmu_notifier_clear_young(struct hmmu_mm *mm, unsigned long start, unsigned long end)
 {
-	return hmmu_notifier_young(mm, start, end, 1);
+	return hmmu_notifier_young(mm, start, end, HMMU_YOUNG_CLEAR);
 }
 
 int hmmu_notifier_test_young(struct hmmu_mm *mm, unsigned long addr)
 {
-	return hmmu_notifier_young(mm, addr, addr + HMMU_PAGE_SIZE, 2);
+	return hmmu_notifier_young(mm, addr, addr + HMMU_PAGE_SIZE, HMMU_YOUNG_TEST);
 }
