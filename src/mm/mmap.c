@@ -24,9 +24,7 @@ static int hmmu_check_range(unsigned long addr, size_t len, unsigned long *end)
 	if (addr & ~HMMU_PAGE_MASK || !len || len > HMMU_TASK_SIZE)
 		return -EINVAL;
 	len = HMMU_ALIGN_UP(len, HMMU_PAGE_SIZE);
-	/* Fix: compare without computing addr + len first, which wrapped for
-	 * addresses near ~0UL and let such ranges through as empty.  Found by
-	 * test_vma.c: test_mprotect_munmap_einval. */
+	/* Compare before adding: addr + len may wrap. */
 	if (addr > HMMU_TASK_SIZE - len)
 		return -EINVAL;
 	*end = addr + len;
@@ -184,11 +182,7 @@ static int hmmu_vma_range_change(struct hmmu_mm *mm, unsigned long start, unsign
 
 	while (pos < end) {
 		if (!vma || vma->vm_start > pos) {
-			/*
-			 * Fix: madvise(2) advises the mapped parts after a hole
-			 * too (hmmu_madvise's contract); this used to stop here.
-			 * Found by test_vma.c: test_madvise_hole.
-			 */
+			/* madvise(2) goes on past a hole; mprotect(2) stops. */
 			if (!c->skip_holes || !vma || vma->vm_start >= end)
 				return -ENOMEM;
 			hole = true;
@@ -229,25 +223,34 @@ static void hmmu_mprotect_apply(struct hmmu_vma *vma, unsigned long newflags)
 	hmmu_change_protection(vma, vma->vm_start, vma->vm_end, newflags);
 }
 
-int hmmu_mprotect(struct hmmu_mm *mm, unsigned long addr, size_t len, int prot)
+/* Check the range (len 0 is a no-op), then apply @c under the mmap_lock for write. */
+static int hmmu_vma_range_change_checked(struct hmmu_mm *mm, unsigned long addr, size_t len,
+					 const struct hmmu_flags_change *c)
 {
-	unsigned long want = hmmu_prot_to_vm_flags(prot), end;
-	struct hmmu_flags_change c = {
-		.compute = hmmu_mprotect_compute, .apply = hmmu_mprotect_apply, .arg = &want,
-	};
+	unsigned long end;
 	int err;
 
-	if (!mm || prot & ~HMMU_PROT_MASK || addr & ~HMMU_PAGE_MASK)
-		return -EINVAL;
 	if (!len)
 		return 0;
 	err = hmmu_check_range(addr, len, &end);
 	if (err)
 		return err;
 	hmmu_mmap_write_lock(mm);
-	err = hmmu_vma_range_change(mm, addr, end, &c);
+	err = hmmu_vma_range_change(mm, addr, end, c);
 	hmmu_mmap_write_unlock(mm);
 	return err;
+}
+
+int hmmu_mprotect(struct hmmu_mm *mm, unsigned long addr, size_t len, int prot)
+{
+	unsigned long want = hmmu_prot_to_vm_flags(prot);
+	struct hmmu_flags_change c = {
+		.compute = hmmu_mprotect_compute, .apply = hmmu_mprotect_apply, .arg = &want,
+	};
+
+	if (!mm || prot & ~HMMU_PROT_MASK || addr & ~HMMU_PAGE_MASK)
+		return -EINVAL;
+	return hmmu_vma_range_change_checked(mm, addr, len, &c);
 }
 
 static int hmmu_madvise_huge_compute(const struct hmmu_vma *vma, unsigned long *flags, const void *arg)
@@ -292,21 +295,14 @@ int hmmu_madvise(struct hmmu_mm *mm, unsigned long addr, size_t len, int advice)
 	unsigned long end;
 	int err;
 
-	/* Fix: the advice is checked with the other arguments, before the
-	 * zero-length shortcut, as Linux does (an unknown advice with len 0
-	 * returned 0).  Found by test_vma.c: test_len_zero. */
+	/* The advice is an argument too: checked before the len-0 shortcut. */
 	if (!mm || addr & ~HMMU_PAGE_MASK ||
 	    (advice != MADV_DONTNEED && advice != MADV_HUGEPAGE && advice != MADV_NOHUGEPAGE))
 		return -EINVAL;
+	if (advice != MADV_DONTNEED)
+		return hmmu_vma_range_change_checked(mm, addr, len, &c);
 	if (!len)
 		return 0;
 	err = hmmu_check_range(addr, len, &end);
-	if (err)
-		return err;
-	if (advice == MADV_DONTNEED)
-		return hmmu_madvise_dontneed(mm, addr, end);
-	hmmu_mmap_write_lock(mm);
-	err = hmmu_vma_range_change(mm, addr, end, &c);
-	hmmu_mmap_write_unlock(mm);
-	return err;
+	return err ? err : hmmu_madvise_dontneed(mm, addr, end);
 }

@@ -54,52 +54,50 @@ static int nodes_used(void)
 	return atomic_load_explicit(&hmmu_nodes_used, memory_order_acquire);
 }
 
-static bool node_covers_pfn(const struct hmmu_node *n, unsigned long pfn)
+static bool node_covers_pfn(const struct hmmu_node *n, uintptr_t pfn)
 {
 	/* Unsigned wrap-around makes pfn < start_pfn fail too. */
 	return n && pfn - n->start_pfn < n->nr_pages;
 }
 
-struct hmmu_node *hmmu_pfn_node(unsigned long pfn)
+/*
+ * The node @match accepts for @key: node 0 first (it holds almost every
+ * frame), then the others.  Lock-free, like every node lookup.
+ */
+static struct hmmu_node *hmmu_node_find(bool (*match)(const struct hmmu_node *n, uintptr_t key), uintptr_t key)
 {
 	struct hmmu_node *n = hmmu_node_get(0);
 	int used;
 
-	if (hmmu_likely(node_covers_pfn(n, pfn)))
+	if (hmmu_likely(match(n, key)))
 		return n;
 	used = nodes_used();
 	for (int nid = 1; nid < used; nid++) {
 		n = hmmu_node_get(nid);
-		if (node_covers_pfn(n, pfn))
+		if (match(n, key))
 			return n;
 	}
 	return NULL;
 }
 
-static bool node_has_page(const struct hmmu_node *n, const struct hmmu_page *page)
+struct hmmu_node *hmmu_pfn_node(unsigned long pfn)
 {
-	uintptr_t p = (uintptr_t)page, lo;
+	return hmmu_node_find(node_covers_pfn, pfn);
+}
+
+static bool node_has_page(const struct hmmu_node *n, uintptr_t p)
+{
+	uintptr_t lo;
 
 	if (!n)
 		return false;
 	lo = (uintptr_t)n->pages;
-	return p >= lo && (p - lo) / sizeof(*page) < n->nr_pages;
+	return p >= lo && (p - lo) / sizeof(struct hmmu_page) < n->nr_pages;
 }
 
 struct hmmu_node *hmmu_page_node(const struct hmmu_page *page)
 {
-	struct hmmu_node *n = hmmu_node_get(0);
-	int used;
-
-	if (hmmu_likely(node_has_page(n, page)))
-		return n;
-	used = nodes_used();
-	for (int nid = 1; nid < used; nid++) {
-		n = hmmu_node_get(nid);
-		if (node_has_page(n, page))
-			return n;
-	}
-	return NULL;
+	return hmmu_node_find(node_has_page, (uintptr_t)page);
 }
 
 /* Returns ~0UL (a frame number no node covers) for a pointer that is no frame. */
@@ -619,7 +617,7 @@ static int validate_block(struct validate_ctx *c, const struct hmmu_page *page, 
 	const struct hmmu_node *n = c->node;
 	unsigned long nr = 1UL << order, idx;
 
-	if (!node_has_page(n, page))
+	if (!node_has_page(n, (uintptr_t)page))
 		return validate_fail(n, NO_FRAME, "free-list entry is no frame of this node");
 	idx = (unsigned long)(page - n->pages);
 	if (!hmmu_page_test_flag(page, HMMU_PG_buddy))

@@ -60,13 +60,11 @@ static bool hmmu_vma_gap_update(struct hmmu_rb_node *n)
 
 /*
  * Recompute @vma's subtree gap and that of every ancestor, without stopping
- * early.  (Fix: the gap of a VMA depends on its list predecessor, which
- * link/unlink change before the tree is rebalanced; a rotation may then
- * recompute the successor's node with its new gap while the ancestors above
- * the rotation keep the old one, so hmmu_rb_update_path(), which stops at
- * the first unchanged node, could leave them stale and
- * hmmu_vma_find_gap() would hit its BUG_ON or miss a lower fit.  Found by
- * test_vma.c: test_unmapped_area_random.)
+ * early.  A VMA's gap depends on its list predecessor, which link and
+ * unlink change before the tree is rebalanced: a rotation may recompute the
+ * successor's node with its new gap while ancestors above the rotation keep
+ * the old one, so stopping at the first unchanged node could leave them
+ * stale.
  */
 static void hmmu_vma_gap_update_to_root(struct hmmu_vma *vma)
 {
@@ -217,11 +215,9 @@ long hmmu_get_unmapped_area(struct hmmu_mm *mm, unsigned long hint, unsigned lon
 }
 
 /*
- * Fix: a huge PMD leaf must not straddle two VMAs (Linux splits it in
- * vma_adjust_trans_huge()).  Split the one covering @addr, if any, before a
- * VMA boundary is put there; otherwise MADV_HUGEPAGE/NOHUGEPAGE on part of
- * a huge page left a leaf across two VMAs (hmmu_pt_validate: "entry outside
- * any VMA").  Found by test_mm.c: test_huge_split_by_vma_split.
+ * A huge PMD leaf never straddles two VMAs: split the one covering @addr,
+ * if any, before a VMA boundary is put there (as Linux does when it adjusts
+ * a VMA).
  */
 static int hmmu_vma_split_huge_pmd_at(struct hmmu_vma *vma, unsigned long addr)
 {
