@@ -3,14 +3,16 @@
 # Wrapper around CMake so that a fresh machine needs one command:
 #   make demo                 build and run the demo
 #   make check [SAN=address|thread|undefined]   build and run the tests
+#   make check DEBUG=OFF      the same without internal assertions (release code paths)
 #   make bench                optimised build, benchmarks -> build/bench.json
-# Each build flavour has its own directory: build, build-address, ...
+# Each build flavour has its own directory: build, build-address, build-nodebug, ...
 
 SAN ?=
+DEBUG ?= ON
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
-BUILD := build$(if $(SAN),-$(SAN))
+BUILD := build$(if $(SAN),-$(SAN))$(if $(filter OFF,$(DEBUG)),-nodebug)
 BENCH_BUILD := build-bench
-CMAKE_FLAGS := -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHMMU_DEBUG=ON $(if $(SAN),-DHMMU_SANITIZE=$(SAN))
+CMAKE_FLAGS := -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHMMU_DEBUG=$(DEBUG) $(if $(SAN),-DHMMU_SANITIZE=$(SAN))
 # ThreadSanitizer cannot map its shadow memory under high ASLR entropy:
 # run its tests with address-space randomisation off.
 RUN := $(if $(filter thread,$(SAN)),setarch $(shell uname -m) -R)

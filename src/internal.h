@@ -29,7 +29,8 @@
 
 /*
  * Debug builds (HMMU_DEBUG) check internal invariants and the locking
- * context of entry points; release builds compile the checks away.
+ * context of entry points; release builds compile the checks away, so the
+ * condition must have no side effects (it is not evaluated there).
  */
 #ifdef HMMU_DEBUG
 #define HMMU_BUG_ON(cond)                                                      \

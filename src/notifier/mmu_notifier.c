@@ -392,8 +392,11 @@ void hmmu_notifier_release(struct hmmu_mm *mm)
 	if (!subs)
 		return;
 	if (__atomic_load_n(&subs->has_itree, __ATOMIC_ACQUIRE)) {
+		int err;
+
 		hmmu_notifier_range_init(&range, HMMU_NOTIFY_RELEASE, HMMU_NOTIFIER_RANGE_BLOCKABLE, mm, 0, ~0UL);
-		HMMU_BUG_ON(hmmu_itree_invalidate_start(subs, &range));
+		err = hmmu_itree_invalidate_start(subs, &range);
+		HMMU_BUG_ON(err);	/* blockable: subscribers cannot refuse */
 		hmmu_itree_invalidate_end(subs);
 	}
 	hmmu_rcu_read_lock();
