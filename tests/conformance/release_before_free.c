@@ -309,6 +309,93 @@ static void test_release_before_free_racing_unregister(void **state)
 	print_message("# release ran twice in %d of 30 rounds\n", twice);
 }
 
+/* A classic subscriber whose first release call parks on a gate, then checks the pages. */
+struct psub {
+	struct hmmu_notifier n;
+	struct watch *w;
+	struct nr_gate gate;
+	atomic_int releases;
+};
+
+static void psub_release(struct hmmu_notifier *n, struct hmmu_mm *mm)
+{
+	struct psub *s = hmmu_container_of(n, struct psub, n);
+
+	if (atomic_fetch_add(&s->releases, 1) == 0)
+		nr_gate_pass(&s->gate);
+	watch_check(s->w);
+}
+
+static const struct hmmu_notifier_ops psub_ops = { .release = psub_release };
+
+struct thread_call {
+	pthread_t t;
+	struct hmmu_mm *mm;
+	struct psub *s;
+	atomic_bool done;
+};
+
+static void *unregister_fn(void *p)
+{
+	struct thread_call *c = p;
+
+	hmmu_notifier_unregister(&c->s->n, c->mm);
+	atomic_store(&c->done, true);
+	return NULL;
+}
+
+static void *mmput_fn(void *p)
+{
+	struct thread_call *c = p;
+
+	hmmu_mmput(c->mm);
+	atomic_store(&c->done, true);
+	return NULL;
+}
+
+/*
+ * unregister's release is in flight (parked) when the last user exits:
+ * teardown calls release itself, unlinks, and must then wait for the
+ * in-flight release before freeing any page (spec 1.6 step 2).
+ */
+static void test_release_before_free_waits_for_unregister_release(void **state)
+{
+	long free0 = hmmu_node_nr_free_pages(0), before;
+	struct watch w;
+	struct psub s = { .w = &w };
+	struct thread_call b = { .s = &s }, a = { .s = &s };
+	bool early;
+
+	a.mm = b.mm = build_mm(&w);
+	s.n.ops = &psub_ops;
+	nr_gate_init(&s.gate);
+	atomic_init(&s.releases, 0);
+	atomic_init(&a.done, false);
+	atomic_init(&b.done, false);
+	assert_int_equal(hmmu_notifier_register(&s.n, a.mm), 0);
+	before = hmmu_node_nr_free_pages(0);
+	assert_int_equal(pthread_create(&b.t, NULL, unregister_fn, &b), 0);
+	nr_wait_true(&s.gate.entered);
+	assert_int_equal(pthread_create(&a.t, NULL, mmput_fn, &a), 0);
+	/* Teardown's own release call comes and goes; then it must wait. */
+	for (long deadline = nr_now_ms() + NR_WAIT_LIMIT_MS; nr_now_ms() < deadline;) {
+		if (atomic_load(&w.checks) >= 1)
+			break;
+		nr_sleep_ms(1);
+	}
+	nr_sleep_ms(50);
+	early = atomic_load(&a.done) || hmmu_node_nr_free_pages(0) != before;	/* false whatever the delay */
+	nr_gate_open(&s.gate);
+	pthread_join(a.t, NULL);
+	pthread_join(b.t, NULL);
+	assert_int_equal(atomic_load(&s.releases), 2);
+	assert_int_equal(atomic_load(&w.checks), 2);
+	assert_int_equal(atomic_load(&w.failures), 0);
+	assert_false(early);
+	assert_int_equal(hmmu_node_nr_free_pages(0), free0);
+	nr_gate_destroy(&s.gate);
+}
+
 /* Several mms torn down at once from several threads: each one's releases precede its frees. */
 struct exit_arg {
 	pthread_t t;
@@ -358,6 +445,7 @@ int main(void)
 		HMMU_TEST(test_release_before_free_all_subscribers),
 		HMMU_TEST(test_release_before_free_get_put),
 		HMMU_TEST(test_release_before_free_racing_unregister),
+		HMMU_TEST(test_release_before_free_waits_for_unregister_release),
 		HMMU_TEST(test_release_before_free_concurrent_exits),
 	};
 

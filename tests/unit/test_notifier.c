@@ -1092,12 +1092,17 @@ static void waiter_start(struct waiter *w, struct hmmu_interval_notifier *in, bo
 	assert_int_equal(pthread_create(&w->t, NULL, waiter_fn, w), 0);
 }
 
-/* Give a started waiter time to reach its sleep (not a timing assertion: it must not be done). */
-static void waiter_settle(struct waiter *w)
+/*
+ * Give a started waiter time to reach its sleep; true if it is (correctly)
+ * still sleeping.  Not a timing assertion: it must not be done whatever the
+ * delay.  Callers end the cycle before asserting, so a failure is clean.
+ */
+static bool waiter_settle(struct waiter *w)
 {
-	assert_true(nr_wait_true(&w->started));
+	if (!nr_wait_true(&w->started))
+		return false;
 	nr_sleep_ms(50);
-	assert_false(atomic_load(&w->done));
+	return !atomic_load(&w->done);
 }
 
 static bool deferred_nonempty(struct hmmu_mm *mm)
@@ -1124,6 +1129,7 @@ static void test_interval_read_begin_waits(void **state)
 	struct waiter wi, wj;
 	atomic_bool ended;
 	unsigned long g;
+	bool slept, quick;
 
 	atomic_init(&ended, false);
 	nr_isub_insert(&si, 1, mm, BASE, PAGE);
@@ -1133,13 +1139,15 @@ static void test_interval_read_begin_waits(void **state)
 	assert_true(nr_sub_hit_now(&si.in));
 	assert_false(nr_sub_hit_now(&sj.in));
 	waiter_start(&wj, &sj.in, false, &ended);
-	assert_true(nr_wait_true(&wj.done));	/* during the cycle */
+	quick = nr_wait_true(&wj.done);		/* during the cycle */
 	waiter_start(&wi, &si.in, false, &ended);
-	waiter_settle(&wi);
+	slept = waiter_settle(&wi);
 	atomic_store(&ended, true);
 	hmmu_notifier_invalidate_range_end(&r);
 	pthread_join(wi.t, NULL);
 	pthread_join(wj.t, NULL);
+	assert_true(quick);
+	assert_true(slept);
 	assert_true(wi.saw_end);
 	assert_false(wj.saw_end);
 	assert_int_equal(wi.seq, g + 1);	/* the value read before waiting */
@@ -1157,6 +1165,7 @@ static void test_interval_remove_waits(void **state)
 	struct waiter w;
 	atomic_bool ended;
 	long deadline;
+	bool queued, slept;
 
 	atomic_init(&ended, false);
 	nr_isub_insert(&si, 1, mm, BASE, PAGE);
@@ -1165,11 +1174,13 @@ static void test_interval_remove_waits(void **state)
 	deadline = nr_now_ms() + NR_WAIT_LIMIT_MS;
 	while (!deferred_nonempty(mm) && nr_now_ms() < deadline)
 		nr_sleep_ms(1);
-	assert_true(deferred_nonempty(mm));	/* queued as a pending removal */
-	waiter_settle(&w);
+	queued = deferred_nonempty(mm);	/* queued as a pending removal */
+	slept = waiter_settle(&w);
 	atomic_store(&ended, true);
 	hmmu_notifier_invalidate_range_end(&r);
 	pthread_join(w.t, NULL);
+	assert_true(queued);
+	assert_true(slept);
 	assert_true(w.saw_end);
 	assert_int_equal(atomic_load(&si.nr_calls), 1);
 	nr_inv(mm, HMMU_NOTIFY_CLEAR, BASE, BASE + PAGE);
@@ -1191,6 +1202,7 @@ static void test_interval_insert_forces_odd(void **state)
 	struct waiter w;
 	atomic_bool ended;
 	unsigned long g;
+	bool slept;
 
 	atomic_init(&ended, false);
 	nr_isub_insert(&si, 1, mm, BASE, PAGE);
@@ -1203,7 +1215,7 @@ static void test_interval_insert_forces_odd(void **state)
 	assert_int_equal(nr_sub_seq(&sj.in), g + 1);
 	assert_true(nr_sub_hit_now(&sj.in));
 	waiter_start(&w, &sj.in, false, &ended);
-	waiter_settle(&w);
+	slept = waiter_settle(&w);
 	/* Already in the tree: a nested invalidation reaches it. */
 	nr_inv_start(&ov, mm, HMMU_NOTIFY_CLEAR, BASE + 8 * PAGE, BASE + 9 * PAGE);
 	hmmu_notifier_invalidate_range_end(&ov);
@@ -1214,6 +1226,7 @@ static void test_interval_insert_forces_odd(void **state)
 	atomic_store(&ended, true);
 	hmmu_notifier_invalidate_range_end(&non);
 	pthread_join(w.t, NULL);
+	assert_true(slept);
 	assert_true(w.saw_end);
 	assert_int_equal(w.seq, g + 1);
 	expect_seq(mm, g + 2, 0);
@@ -1677,9 +1690,41 @@ static void test_interval_mirror_concurrency(void **state)
 	assert_true(sum_counter(m, offsetof(struct mirror, waits)) > 0);
 }
 
+/*
+ * The first interval insert lands between a start and its end (possible on
+ * paths that invalidate without the mmap_lock): the end must not uncount a
+ * range its start never counted in the tree.
+ */
+static bool noop_invalidate(struct hmmu_interval_notifier *sub, const struct hmmu_notifier_range *range,
+			    unsigned long cur_seq)
+{
+	hmmu_interval_set_seq(sub, cur_seq);
+	return true;
+}
+
+static void test_itree_enabled_mid_range(void **state)
+{
+	static const struct hmmu_interval_notifier_ops ops = { .invalidate = noop_invalidate };
+	struct hmmu_mm *mm = hmmu_test_mm();
+	struct hmmu_interval_notifier in;
+	struct hmmu_notifier_range range;
+	struct hmmu_notifier_subscriptions *subs;
+
+	hmmu_notifier_range_init(&range, HMMU_NOTIFY_CLEAR, 0, mm, 0x100000, 0x101000);
+	hmmu_notifier_invalidate_range_start(&range);
+	assert_int_equal(hmmu_interval_notifier_insert(&in, mm, 0x100000, 0x1000, &ops), 0);
+	hmmu_notifier_invalidate_range_end(&range);
+	subs = hmmu_mm_subscriptions(mm);
+	assert_int_equal(subs->active_invalidate_ranges, 0);
+	assert_int_equal(subs->invalidate_seq & 1, 0);
+	hmmu_interval_read_begin(&in);	/* must not block */
+	hmmu_interval_notifier_remove(&in);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		HMMU_TEST(test_itree_enabled_mid_range),
 		HMMU_TEST(test_range_init),
 		HMMU_TEST(test_register_einval),
 		HMMU_TEST(test_register_unregister),
