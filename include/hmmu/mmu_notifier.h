@@ -45,6 +45,9 @@ struct hmmu_notifier_range {
 	unsigned int flags;			/* HMMU_NOTIFIER_RANGE_* */
 	enum hmmu_notifier_event event;
 	void *owner;				/* MIGRATE/EXCLUSIVE: who caused it; else NULL */
+	/* hmmu's: start counted the range in the interval tree, so end uncounts
+	 * it (has_itree may turn on between the two). */
+	bool itree_counted;
 };
 
 struct hmmu_notifier;
@@ -227,7 +230,8 @@ HMMU_EXPORT void hmmu_notifier_range_init_owner(struct hmmu_notifier_range *rang
 HMMU_EXPORT bool hmmu_notifier_range_blockable(const struct hmmu_notifier_range *range);
 /**
  * hmmu_notifier_range_update_to_read_only() - true iff the invalidation is
- * an mprotect that leaves the range readable (it only removes write).
+ * an mprotect that leaves the range readable (as in 6.1, also when it adds
+ * write: the test is only that the new protection allows reads).
  * Valid inside a callback for the range.
  */
 HMMU_EXPORT bool hmmu_notifier_range_update_to_read_only(const struct hmmu_notifier_range *range);

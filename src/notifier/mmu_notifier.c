@@ -234,6 +234,7 @@ void hmmu_notifier_range_init_owner(struct hmmu_notifier_range *range, enum hmmu
 	range->flags = flags;
 	range->event = event;
 	range->owner = owner;
+	range->itree_counted = false;
 }
 
 void hmmu_notifier_range_init(struct hmmu_notifier_range *range, enum hmmu_notifier_event event,
@@ -299,6 +300,7 @@ static int hmmu_invalidate_start(struct hmmu_notifier_range *range)
 	bool itree;
 	int ret;
 
+	range->itree_counted = false;
 	if (!subs)
 		return 0;
 	itree = __atomic_load_n(&subs->has_itree, __ATOMIC_ACQUIRE);
@@ -306,6 +308,7 @@ static int hmmu_invalidate_start(struct hmmu_notifier_range *range)
 		ret = hmmu_itree_invalidate_start(subs, range);
 		if (ret)
 			return ret;
+		range->itree_counted = true;
 	}
 	if (hmmu_list_empty_rcu(&subs->list))
 		return 0;
@@ -339,7 +342,7 @@ static void hmmu_invalidate_end(struct hmmu_notifier_range *range, bool only_end
 
 	if (!subs)
 		return;
-	if (__atomic_load_n(&subs->has_itree, __ATOMIC_ACQUIRE))
+	if (range->itree_counted)
 		hmmu_itree_invalidate_end(subs);
 	if (hmmu_list_empty_rcu(&subs->list))
 		return;
