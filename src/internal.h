@@ -627,6 +627,13 @@ void hmmu_change_protection(struct hmmu_vma *vma, unsigned long start, unsigned 
 /* Replace the huge leaf *@pmdp by a PTE table mapping the same page.
  * Caller holds the mmap_lock.  0, or -ENOMEM. */
 int hmmu_split_huge_pmd(struct hmmu_vma *vma, struct hmmu_pt *pmd_pt, hmmu_pte_t *pmdp, unsigned long addr);
+/* A fault result as an errno: 0, -ENOMEM (OOM) or -EFAULT (any other error). */
+static inline int hmmu_vm_fault_errno(hmmu_vm_fault_t ret)
+{
+	if (ret & HMMU_VM_FAULT_OOM)
+		return -ENOMEM;
+	return ret & HMMU_VM_FAULT_ERROR ? -EFAULT : 0;
+}
 /*
  * The frame mapped at @addr with its entry's lock held, if the entry
  * already allows the access (@write: a writable entry): a present,

@@ -21,25 +21,17 @@ static void hmmu_access_mark(struct hmmu_pt *pt, hmmu_pte_t *ptep, bool write)
 		hmmu_pte_set(pt, ptep, n);
 }
 
-/* Translate a fault result into hmmu_access()'s errno. */
-static int hmmu_fault_errno(hmmu_vm_fault_t ret)
+/* Copy @len bytes (within one page of @vma) at @addr; mmap_lock held for read. */
+static int hmmu_access_page(struct hmmu_vma *vma, unsigned long addr, char *buf, size_t len, bool write)
 {
-	if (ret & HMMU_VM_FAULT_OOM)
-		return -ENOMEM;
-	return ret & HMMU_VM_FAULT_ERROR ? -EFAULT : 0;
-}
-
-/* Copy @len bytes (within one page) at @addr; mmap_lock held for read. */
-static int hmmu_access_page(struct hmmu_mm *mm, unsigned long addr, char *buf, size_t len, bool write)
-{
-	struct hmmu_vma *vma = hmmu_vma_lookup(mm, addr);
+	struct hmmu_mm *mm = vma->vm_mm;
 	unsigned int fflags = HMMU_FAULT_FLAG_USER | (write ? HMMU_FAULT_FLAG_WRITE : 0);
 	struct hmmu_page *page;
 	struct hmmu_pt *pt;
 	hmmu_pte_t *ptep;
 	int err;
 
-	if (!vma || !(vma->vm_flags & (write ? HMMU_VM_WRITE : HMMU_VM_READ)))
+	if (!(vma->vm_flags & (write ? HMMU_VM_WRITE : HMMU_VM_READ)))
 		return -EFAULT;
 	for (;;) {
 		page = hmmu_follow_page_lock(mm, addr, write, &pt, &ptep);
@@ -54,7 +46,7 @@ static int hmmu_access_page(struct hmmu_mm *mm, unsigned long addr, char *buf, s
 			hmmu_pt_unlock(pt);
 			return 0;
 		}
-		err = hmmu_fault_errno(hmmu_handle_mm_fault(vma, addr, fflags));
+		err = hmmu_vm_fault_errno(hmmu_handle_mm_fault(vma, addr, fflags));
 		if (err)
 			return err;
 	}
@@ -62,6 +54,7 @@ static int hmmu_access_page(struct hmmu_mm *mm, unsigned long addr, char *buf, s
 
 int hmmu_access(struct hmmu_mm *mm, unsigned long addr, void *buf, size_t len, unsigned int flags)
 {
+	struct hmmu_vma *vma = NULL;
 	char *p = buf;
 	int err = 0;
 
@@ -72,7 +65,14 @@ int hmmu_access(struct hmmu_mm *mm, unsigned long addr, void *buf, size_t len, u
 	while (len && !err) {
 		size_t n = HMMU_MIN(len, HMMU_PAGE_SIZE - (addr & ~HMMU_PAGE_MASK));
 
-		err = hmmu_access_page(mm, addr, p, n, flags & HMMU_ACCESS_WRITE);
+		/* VMAs cannot change under the read lock: look up once per VMA. */
+		if (!vma || addr >= vma->vm_end)
+			vma = hmmu_vma_lookup(mm, addr);
+		if (!vma) {
+			err = -EFAULT;
+			break;
+		}
+		err = hmmu_access_page(vma, addr, p, n, flags & HMMU_ACCESS_WRITE);
 		addr += n;
 		p += n;
 		len -= n;

@@ -28,9 +28,9 @@ static long hmmu_gup_one(struct hmmu_mm *mm, unsigned long addr, unsigned int gu
 	struct hmmu_vma *vma = hmmu_vma_lookup(mm, addr);
 	bool write = gup_flags & HMMU_FOLL_WRITE;
 	unsigned int fflags = HMMU_FAULT_FLAG_REMOTE | (write ? HMMU_FAULT_FLAG_WRITE : 0);
-	hmmu_vm_fault_t ret;
 	struct hmmu_pt *pt;
 	hmmu_pte_t *ptep;
+	int err;
 
 	if (!hmmu_gup_vma_ok(vma, gup_flags))
 		return -EFAULT;
@@ -43,11 +43,9 @@ static long hmmu_gup_one(struct hmmu_mm *mm, unsigned long addr, unsigned int gu
 			*pagep = page;
 			return 0;
 		}
-		ret = hmmu_handle_mm_fault(vma, addr, fflags);
-		if (ret & HMMU_VM_FAULT_OOM)
-			return -ENOMEM;
-		if (ret & HMMU_VM_FAULT_ERROR)
-			return -EFAULT;
+		err = hmmu_vm_fault_errno(hmmu_handle_mm_fault(vma, addr, fflags));
+		if (err)
+			return err;
 	}
 }
 

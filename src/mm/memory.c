@@ -330,6 +330,21 @@ int hmmu_split_huge_pmd(struct hmmu_vma *vma, struct hmmu_pt *pmd_pt, hmmu_pte_t
 	return 0;
 }
 
+/*
+ * Walk callbacks that change entries: a huge leaf only partly inside
+ * [addr, end) is split and the walker descends into its PTEs.  True if so
+ * (*@err holds the split's result).
+ */
+static bool hmmu_walk_split_partial_pmd(hmmu_pte_t *pmdp, unsigned long addr, unsigned long end,
+					struct hmmu_mm_walk *walk, int *err)
+{
+	if (!(addr & ~HMMU_PMD_MASK) && end - addr == HMMU_PMD_SIZE)
+		return false;
+	walk->action = HMMU_WALK_DESCEND;
+	*err = hmmu_split_huge_pmd(walk->vma, walk->pt, pmdp, addr);
+	return true;
+}
+
 /* Fault on a huge leaf: set young, take over for write, or split. */
 static hmmu_vm_fault_t hmmu_do_huge_pmd_fault(struct hmmu_fault *f, hmmu_pte_t pmd)
 {
@@ -460,11 +475,10 @@ static int hmmu_zap_pmd_entry(hmmu_pte_t *pmdp, unsigned long addr, unsigned lon
 {
 	struct hmmu_page *head;
 	hmmu_pte_t pmd;
+	int err;
 
-	if (addr & ~HMMU_PMD_MASK || end - addr != HMMU_PMD_SIZE) {
-		walk->action = HMMU_WALK_DESCEND;
-		return hmmu_split_huge_pmd(walk->vma, walk->pt, pmdp, addr);
-	}
+	if (hmmu_walk_split_partial_pmd(pmdp, addr, end, walk, &err))
+		return err;
 	hmmu_pt_lock(walk->pt);
 	pmd = hmmu_pte_read(pmdp);
 	if (!hmmu_pmd_leaf(pmd)) {
@@ -550,11 +564,10 @@ static int hmmu_prot_pte_range(hmmu_pte_t *ptep, unsigned long addr, unsigned lo
 static int hmmu_prot_pmd_entry(hmmu_pte_t *pmdp, unsigned long addr, unsigned long end, struct hmmu_mm_walk *walk)
 {
 	unsigned long newflags = *(unsigned long *)walk->private;
+	int err;
 
-	if (addr & ~HMMU_PMD_MASK || end - addr != HMMU_PMD_SIZE) {
-		walk->action = HMMU_WALK_DESCEND;
-		return hmmu_split_huge_pmd(walk->vma, walk->pt, pmdp, addr);
-	}
+	if (hmmu_walk_split_partial_pmd(pmdp, addr, end, walk, &err))
+		return err;
 	hmmu_pt_lock(walk->pt);
 	if (hmmu_pmd_leaf(hmmu_pte_read(pmdp)))
 		hmmu_pte_set(walk->pt, pmdp, hmmu_entry_change_prot(hmmu_pte_read(pmdp), newflags));

@@ -352,33 +352,16 @@ static int node_register(struct hmmu_node *node)
 	return nid < HMMU_MAX_NODES ? nid : -ENOSPC;
 }
 
-/* Errors: -EINVAL (size 0 or above 2^32 frames), -ENOMEM, -ENOSPC (64 nodes). */
-int hmmu_node_create_ram(unsigned long nr_pages)
+/*
+ * A node of @nr_pages frames: a RAM node (its own memory and a buddy
+ * allocator) or a device node whose bytes are at @base (NULL: not CPU
+ * addressable).  Returns the nid, or -EINVAL (size 0 or above 2^32
+ * frames), -ENOMEM, -ENOSPC (64 nodes).
+ */
+static int node_create(unsigned long nr_pages, bool ram, void *base)
 {
 	struct hmmu_node *node;
-	int ret;
-
-	if (!nr_pages || nr_pages > NODE_MAX_PAGES)
-		return -EINVAL;
-	node = node_alloc(nr_pages);
-	if (!node)
-		return -ENOMEM;
-	ret = node_map_ram(node);
-	if (!ret) {
-		node->has_allocator = true;
-		buddy_init(node);
-		ret = node_register(node);
-	}
-	if (ret < 0)
-		node_free(node);
-	return ret;
-}
-
-/* Errors: -EINVAL (size 0 or above 2^32 frames), -ENOMEM, -ENOSPC (64 nodes). */
-int hmmu_node_create_device(unsigned long nr_pages, void *base)
-{
-	struct hmmu_node *node;
-	int ret;
+	int ret = 0;
 
 	if (!nr_pages || nr_pages > NODE_MAX_PAGES)
 		return -EINVAL;
@@ -386,10 +369,27 @@ int hmmu_node_create_device(unsigned long nr_pages, void *base)
 	if (!node)
 		return -ENOMEM;
 	node->base = base;
-	ret = node_register(node);
+	if (ram)
+		ret = node_map_ram(node);
+	if (!ret && ram) {
+		node->has_allocator = true;
+		buddy_init(node);
+	}
+	if (!ret)
+		ret = node_register(node);
 	if (ret < 0)
 		node_free(node);
 	return ret;
+}
+
+int hmmu_node_create_ram(unsigned long nr_pages)
+{
+	return node_create(nr_pages, true, NULL);
+}
+
+int hmmu_node_create_device(unsigned long nr_pages, void *base)
+{
+	return node_create(nr_pages, false, base);
 }
 
 /* Every frame of @node is free.  Takes node->lock (RAM nodes). */

@@ -33,6 +33,12 @@ int hmmu_test_teardown(void **state);
 
 /* An mm owned by the fixture: validated and destroyed after the test. */
 struct hmmu_mm *hmmu_test_mm(void);
+/* Map private anonymous memory (plus @flags, e.g. MAP_FIXED) or fail the test. */
+unsigned long hmmu_test_map_at(struct hmmu_mm *mm, unsigned long addr, size_t len, int prot, int flags);
+/* The same at an address hmmu chooses. */
+unsigned long hmmu_test_map(struct hmmu_mm *mm, size_t len, int prot);
+/* The leaf entry mapping @addr, or 0; *@hugep (if set): it is a PMD leaf. */
+hmmu_pte_t hmmu_test_leaf(struct hmmu_mm *mm, unsigned long addr, bool *hugep);
 
 #define HMMU_TEST(fn) cmocka_unit_test_setup_teardown(fn, hmmu_test_setup, hmmu_test_teardown)
 

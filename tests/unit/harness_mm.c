@@ -31,3 +31,34 @@ struct hmmu_mm *hmmu_test_mm(void)
 	hmmu_test_mm_teardown = test_mms_destroy;
 	return mm;
 }
+
+unsigned long hmmu_test_map_at(struct hmmu_mm *mm, unsigned long addr, size_t len, int prot, int flags)
+{
+	long ret = hmmu_mmap(mm, addr, len, prot, MAP_PRIVATE | MAP_ANONYMOUS | flags, -1, 0);
+
+	assert_true(ret >= 0);
+	return (unsigned long)ret;
+}
+
+unsigned long hmmu_test_map(struct hmmu_mm *mm, size_t len, int prot)
+{
+	return hmmu_test_map_at(mm, 0, len, prot, 0);
+}
+
+hmmu_pte_t hmmu_test_leaf(struct hmmu_mm *mm, unsigned long addr, bool *hugep)
+{
+	struct hmmu_pt *pt;
+	bool huge = false;
+	hmmu_pte_t *ep, e = 0;
+
+	hmmu_mmap_read_lock(mm);
+	ep = hmmu_leaf_lookup_lock(mm, addr, &pt, &huge);
+	if (ep) {
+		e = hmmu_pte_read(ep);
+		hmmu_pt_unlock(pt);
+	}
+	hmmu_mmap_read_unlock(mm);
+	if (hugep)
+		*hugep = ep && huge;
+	return e;
+}

@@ -603,10 +603,7 @@ static inline void nr_inv(struct hmmu_mm *mm, enum hmmu_notifier_event ev, unsig
 
 static inline unsigned long nr_map_at(struct hmmu_mm *mm, unsigned long addr, size_t len, int prot)
 {
-	long ret = hmmu_mmap(mm, addr, len, prot, MAP_PRIVATE | MAP_ANONYMOUS | (addr ? MAP_FIXED : 0), -1, 0);
-
-	assert_true(ret >= 0);
-	return (unsigned long)ret;
+	return hmmu_test_map_at(mm, addr, len, prot, addr ? MAP_FIXED : 0);
 }
 
 static inline void nr_write_byte(struct hmmu_mm *mm, unsigned long addr, unsigned char v)
@@ -625,18 +622,7 @@ static inline unsigned char nr_read_byte(struct hmmu_mm *mm, unsigned long addr)
 /* The leaf entry mapping @addr, or 0. */
 static inline hmmu_pte_t nr_leaf(struct hmmu_mm *mm, unsigned long addr)
 {
-	struct hmmu_pt *pt;
-	bool huge = false;
-	hmmu_pte_t *ep, e = 0;
-
-	hmmu_mmap_read_lock(mm);
-	ep = hmmu_leaf_lookup_lock(mm, addr, &pt, &huge);
-	if (ep) {
-		e = hmmu_pte_read(ep);
-		hmmu_pt_unlock(pt);
-	}
-	hmmu_mmap_read_unlock(mm);
-	return e;
+	return hmmu_test_leaf(mm, addr, NULL);
 }
 
 /* The page a present PTE maps at @addr, or NULL. */

@@ -26,19 +26,6 @@
 /* Helpers                                                             */
 /* ------------------------------------------------------------------ */
 
-static unsigned long map_at(struct hmmu_mm *mm, unsigned long addr, size_t len, int prot, int flags)
-{
-	long ret = hmmu_mmap(mm, addr, len, prot, ANON | flags, -1, 0);
-
-	assert_true(ret >= 0);
-	return (unsigned long)ret;
-}
-
-static unsigned long map(struct hmmu_mm *mm, size_t len, int prot)
-{
-	return map_at(mm, 0, len, prot, 0);
-}
-
 static void put_bytes(struct hmmu_mm *mm, unsigned long addr, const void *buf, size_t len)
 {
 	assert_int_equal(hmmu_access(mm, addr, (void *)buf, len, HMMU_ACCESS_WRITE), 0);
@@ -93,30 +80,11 @@ static long nr_free(void)
 	return hmmu_node_nr_free_pages(0);
 }
 
-/* The leaf entry mapping @addr (0 when none); *@hugep: it is a PMD entry. */
-static hmmu_pte_t leaf_at(struct hmmu_mm *mm, unsigned long addr, bool *hugep)
-{
-	struct hmmu_pt *pt;
-	bool huge = false;
-	hmmu_pte_t *ep, e = 0;
-
-	hmmu_mmap_read_lock(mm);
-	ep = hmmu_leaf_lookup_lock(mm, addr, &pt, &huge);
-	if (ep) {
-		e = hmmu_pte_read(ep);
-		hmmu_pt_unlock(pt);
-	}
-	hmmu_mmap_read_unlock(mm);
-	if (hugep)
-		*hugep = ep && huge;
-	return e;
-}
-
 /* The frame mapped at @addr by a present entry, or NULL. */
 static struct hmmu_page *page_at(struct hmmu_mm *mm, unsigned long addr)
 {
 	bool huge;
-	hmmu_pte_t e = leaf_at(mm, addr, &huge);
+	hmmu_pte_t e = hmmu_test_leaf(mm, addr, &huge);
 	unsigned long pfn;
 
 	if (!hmmu_pte_present(e))
@@ -365,19 +333,19 @@ static void test_swp_type_predicates(void **state)
 static void test_read_fault_maps_zero_page(void **state)
 {
 	struct hmmu_mm *mm = hmmu_test_mm();
-	unsigned long addr = map(mm, 4 * PAGE, RW);
+	unsigned long addr = hmmu_test_map(mm, 4 * PAGE, RW);
 	long free0 = nr_free();
 	unsigned char buf[64];
 	struct hmmu_mm_stats st;
 	hmmu_pte_t e;
 
 	assert_int_equal(fault_at(mm, addr + PAGE + 100, 0), 0);
-	e = leaf_at(mm, addr + PAGE, NULL);
+	e = hmmu_test_leaf(mm, addr + PAGE, NULL);
 	assert_true(hmmu_pte_present(e));
 	assert_true(hmmu_is_zero_pfn(hmmu_pte_pfn(e)));
 	assert_int_equal(hmmu_pte_pfn(e), hmmu_page_to_pfn(hmmu_zero_page()));
 	assert_false(hmmu_pte_write(e));
-	assert_int_equal(leaf_at(mm, addr, NULL), 0);
+	assert_int_equal(hmmu_test_leaf(mm, addr, NULL), 0);
 	st = stats(mm);
 	assert_int_equal(st.zero_pages, 1);
 	assert_int_equal(st.zero_page_faults, 1);
@@ -397,14 +365,14 @@ static void test_read_fault_maps_zero_page(void **state)
 static void test_write_fault_new_page(void **state)
 {
 	struct hmmu_mm *mm = hmmu_test_mm();
-	unsigned long addr = map(mm, 4 * PAGE, RW);
+	unsigned long addr = hmmu_test_map(mm, 4 * PAGE, RW);
 	long free0 = nr_free();
 	struct hmmu_page *page;
 	struct hmmu_mm_stats st;
 	hmmu_pte_t e;
 
 	assert_int_equal(fault_at(mm, addr + 2 * PAGE + 5, HMMU_FAULT_FLAG_WRITE), 0);
-	e = leaf_at(mm, addr + 2 * PAGE, NULL);
+	e = hmmu_test_leaf(mm, addr + 2 * PAGE, NULL);
 	assert_true(hmmu_pte_present(e));
 	assert_true(hmmu_pte_write(e));
 	assert_true(hmmu_pte_dirty(e));
@@ -436,7 +404,7 @@ static void test_write_fault_new_page(void **state)
 static void test_write_after_read_cow(void **state)
 {
 	struct hmmu_mm *mm = hmmu_test_mm();
-	unsigned long addr = map(mm, 2 * PAGE, RW);
+	unsigned long addr = hmmu_test_map(mm, 2 * PAGE, RW);
 	struct hmmu_page *zero = hmmu_zero_page();
 	int zero_ref = hmmu_page_ref_count(zero);
 	long free0 = nr_free();
@@ -445,9 +413,9 @@ static void test_write_after_read_cow(void **state)
 	hmmu_pte_t e;
 
 	assert_int_equal(get_byte(mm, addr + 10), 0);
-	assert_true(hmmu_is_zero_pfn(hmmu_pte_pfn(leaf_at(mm, addr, NULL))));
+	assert_true(hmmu_is_zero_pfn(hmmu_pte_pfn(hmmu_test_leaf(mm, addr, NULL))));
 	put_byte(mm, addr + 10, 0x99);
-	e = leaf_at(mm, addr, NULL);
+	e = hmmu_test_leaf(mm, addr, NULL);
 	assert_false(hmmu_is_zero_pfn(hmmu_pte_pfn(e)));
 	assert_true(hmmu_pte_write(e) && hmmu_pte_dirty(e));
 	st = stats(mm);
@@ -469,8 +437,8 @@ static void test_write_after_read_cow(void **state)
 static void test_fault_sigsegv(void **state)
 {
 	struct hmmu_mm *mm = hmmu_test_mm();
-	unsigned long ro = map(mm, PAGE, PROT_READ);
-	unsigned long none = map(mm, PAGE, PROT_NONE);
+	unsigned long ro = hmmu_test_map(mm, PAGE, PROT_READ);
+	unsigned long none = hmmu_test_map(mm, PAGE, PROT_NONE);
 	struct hmmu_vma *vma;
 	hmmu_vm_fault_t ret;
 
@@ -483,34 +451,34 @@ static void test_fault_sigsegv(void **state)
 	ret = vma ? hmmu_handle_mm_fault(vma, vma->vm_end + 3 * PAGE, 0) : 0;
 	hmmu_mmap_read_unlock(mm);
 	assert_int_equal(ret, HMMU_VM_FAULT_SIGSEGV);
-	assert_int_equal(leaf_at(mm, ro, NULL), 0);
-	assert_int_equal(leaf_at(mm, none, NULL), 0);
+	assert_int_equal(hmmu_test_leaf(mm, ro, NULL), 0);
+	assert_int_equal(hmmu_test_leaf(mm, none, NULL), 0);
 	assert_int_equal(stats(mm).faults, 0);
 	/* The allowed access works. */
 	assert_int_equal(fault_at(mm, ro, 0), 0);
-	assert_true(hmmu_is_zero_pfn(hmmu_pte_pfn(leaf_at(mm, ro, NULL))));
+	assert_true(hmmu_is_zero_pfn(hmmu_pte_pfn(hmmu_test_leaf(mm, ro, NULL))));
 }
 
 /* Write-protect and re-enable: the next write reuses the exclusive page. */
 static void test_fault_reuses_exclusive_page(void **state)
 {
 	struct hmmu_mm *mm = hmmu_test_mm();
-	unsigned long addr = map(mm, 2 * PAGE, RW);
+	unsigned long addr = hmmu_test_map(mm, 2 * PAGE, RW);
 	unsigned long pfn;
 	hmmu_pte_t e;
 
 	put_byte(mm, addr + 1, 1);
-	pfn = hmmu_pte_pfn(leaf_at(mm, addr, NULL));
+	pfn = hmmu_pte_pfn(hmmu_test_leaf(mm, addr, NULL));
 	assert_int_equal(hmmu_mprotect(mm, addr, 2 * PAGE, PROT_READ), 0);
-	e = leaf_at(mm, addr, NULL);
+	e = hmmu_test_leaf(mm, addr, NULL);
 	assert_false(hmmu_pte_write(e));
 	assert_int_equal(hmmu_pte_pfn(e), pfn);
 	assert_int_equal(hmmu_access(mm, addr, &(char){ 2 }, 1, HMMU_ACCESS_WRITE), -EFAULT);
 	assert_int_equal(hmmu_mprotect(mm, addr, 2 * PAGE, RW), 0);
 	/* Gaining write waits for the next write fault. */
-	assert_false(hmmu_pte_write(leaf_at(mm, addr, NULL)));
+	assert_false(hmmu_pte_write(hmmu_test_leaf(mm, addr, NULL)));
 	put_byte(mm, addr + 2, 2);
-	e = leaf_at(mm, addr, NULL);
+	e = hmmu_test_leaf(mm, addr, NULL);
 	assert_true(hmmu_pte_write(e));
 	assert_int_equal(hmmu_pte_pfn(e), pfn);
 	assert_int_equal(stats(mm).cow_faults, 0);
@@ -527,7 +495,7 @@ static void test_access_roundtrip(void **state)
 {
 	enum { NPAGES = 8 };
 	struct hmmu_mm *mm = hmmu_test_mm();
-	unsigned long addr = map(mm, NPAGES * PAGE, RW);
+	unsigned long addr = hmmu_test_map(mm, NPAGES * PAGE, RW);
 	static unsigned char shadow[NPAGES * PAGE], buf[NPAGES * PAGE];
 	uint64_t rs = hmmu_test_seed() ^ 0x1111;
 
@@ -555,8 +523,8 @@ static void test_access_roundtrip(void **state)
 static void test_access_across_vmas(void **state)
 {
 	struct hmmu_mm *mm = hmmu_test_mm();
-	unsigned long a = map(mm, 2 * PAGE, RW);
-	unsigned long b = map_at(mm, a + 2 * PAGE, 2 * PAGE, RW | PROT_EXEC, MAP_FIXED_NOREPLACE);
+	unsigned long a = hmmu_test_map(mm, 2 * PAGE, RW);
+	unsigned long b = hmmu_test_map_at(mm, a + 2 * PAGE, 2 * PAGE, RW | PROT_EXEC, MAP_FIXED_NOREPLACE);
 	unsigned char in[2 * PAGE], out[2 * PAGE];
 	uint64_t rs = hmmu_test_seed() ^ 0x2222;
 
@@ -573,8 +541,8 @@ static void test_access_across_vmas(void **state)
 static void test_access_efault(void **state)
 {
 	struct hmmu_mm *mm = hmmu_test_mm();
-	unsigned long a = map(mm, 2 * PAGE, RW);
-	unsigned long none = map(mm, PAGE, PROT_NONE);
+	unsigned long a = hmmu_test_map(mm, 2 * PAGE, RW);
+	unsigned long none = hmmu_test_map(mm, PAGE, PROT_NONE);
 	unsigned char in[2 * PAGE], out[2 * PAGE];
 	uint64_t rs = hmmu_test_seed() ^ 0x3333;
 
@@ -582,7 +550,7 @@ static void test_access_efault(void **state)
 	assert_int_equal(hmmu_access(mm, 0x600000000000UL, out, 8, HMMU_ACCESS_WRITE), -EFAULT);
 	assert_int_equal(hmmu_access(mm, none, out, 8, HMMU_ACCESS_READ), -EFAULT);
 	assert_int_equal(hmmu_access(mm, none, out, 8, HMMU_ACCESS_WRITE), -EFAULT);
-	assert_int_equal(leaf_at(mm, none, NULL), 0);
+	assert_int_equal(hmmu_test_leaf(mm, none, NULL), 0);
 	/* Second page read-only: a write spanning both stops at its start. */
 	assert_int_equal(hmmu_mprotect(mm, a + PAGE, PAGE, PROT_READ), 0);
 	fill_random(in, sizeof(in), &rs);
@@ -605,7 +573,7 @@ static void test_access_efault(void **state)
 static void test_access_einval(void **state)
 {
 	struct hmmu_mm *mm = hmmu_test_mm();
-	unsigned long a = map(mm, PAGE, RW);
+	unsigned long a = hmmu_test_map(mm, PAGE, RW);
 	char buf[32];
 
 	assert_int_equal(hmmu_access(NULL, a, buf, 1, HMMU_ACCESS_READ), -EINVAL);
@@ -620,7 +588,7 @@ static void test_access_einval(void **state)
 	assert_int_equal(hmmu_access(mm, 8, buf, ~0UL, HMMU_ACCESS_READ), -EINVAL);
 	/* The last bytes below HMMU_TASK_SIZE are a valid range (nothing mapped). */
 	assert_int_equal(hmmu_access(mm, HMMU_TASK_SIZE - 16, buf, 16, HMMU_ACCESS_READ), -EFAULT);
-	assert_int_equal(leaf_at(mm, a, NULL), 0);
+	assert_int_equal(hmmu_test_leaf(mm, a, NULL), 0);
 	assert_int_equal(stats(mm).faults, 0);
 }
 
@@ -640,9 +608,9 @@ static long nr_pgtables(struct hmmu_mm *mm)
 static void test_pgtables_alloc_free(void **state)
 {
 	struct hmmu_mm *mm = hmmu_test_mm();
-	unsigned long a = map_at(mm, 1 * GiB, PAGE, RW, MAP_FIXED);
-	unsigned long b = map_at(mm, 2 * GiB, PAGE, RW, MAP_FIXED);
-	unsigned long c = map_at(mm, 1 * GiB + 2 * MiB, 2 * PAGE, RW, MAP_FIXED);
+	unsigned long a = hmmu_test_map_at(mm, 1 * GiB, PAGE, RW, MAP_FIXED);
+	unsigned long b = hmmu_test_map_at(mm, 2 * GiB, PAGE, RW, MAP_FIXED);
+	unsigned long c = hmmu_test_map_at(mm, 1 * GiB + 2 * MiB, 2 * PAGE, RW, MAP_FIXED);
 
 	assert_int_equal(nr_pgtables(mm), 0);
 	put_byte(mm, a, 1);		/* PUD + PMD + PTE tables */
@@ -673,7 +641,7 @@ static void test_pgtables_bulk_unmap(void **state)
 {
 	struct hmmu_mm *mm = hmmu_test_mm();
 	unsigned long len = 8 * MiB;
-	unsigned long a = map(mm, len, RW);
+	unsigned long a = hmmu_test_map(mm, len, RW);
 
 	for (unsigned long off = 0; off < len; off += 512 * 1024)
 		put_byte(mm, a + off, (unsigned char)(off >> 19));
@@ -688,7 +656,7 @@ static void test_dontneed_zeroes(void **state)
 {
 	enum { NPAGES = 8 };
 	struct hmmu_mm *mm = hmmu_test_mm();
-	unsigned long a = map(mm, NPAGES * PAGE, RW);
+	unsigned long a = hmmu_test_map(mm, NPAGES * PAGE, RW);
 	static unsigned char in[NPAGES * PAGE], out[NPAGES * PAGE];
 	uint64_t rs = hmmu_test_seed() ^ 0x4444;
 	long free0 = nr_free();
@@ -699,7 +667,7 @@ static void test_dontneed_zeroes(void **state)
 	assert_int_equal(hmmu_madvise(mm, a + 2 * PAGE, 4 * PAGE, MADV_DONTNEED), 0);
 	assert_int_equal(nr_free(), free0 - NPAGES + 4);
 	for (int i = 2; i < 6; i++)
-		assert_int_equal(leaf_at(mm, a + i * PAGE, NULL), 0);
+		assert_int_equal(hmmu_test_leaf(mm, a + i * PAGE, NULL), 0);
 	assert_int_equal(stats(mm).present_pages, 4);
 	assert_int_equal(stats(mm).nr_vmas, 1);
 	get_bytes(mm, a, out, sizeof(out));
@@ -724,7 +692,7 @@ static void test_dontneed_zeroes(void **state)
 static void test_dontneed_hole(void **state)
 {
 	struct hmmu_mm *mm = hmmu_test_mm();
-	unsigned long a = map(mm, 5 * PAGE, RW);
+	unsigned long a = hmmu_test_map(mm, 5 * PAGE, RW);
 	long free0 = nr_free();
 
 	for (int i = 0; i < 5; i++)
@@ -753,7 +721,7 @@ static void test_dontneed_hole(void **state)
 /* Map 4 MiB, advise its 2 MiB-aligned window MADV_HUGEPAGE; returns the window. */
 static unsigned long map_huge_window(struct hmmu_mm *mm)
 {
-	unsigned long a = map(mm, 4 * MiB, RW);
+	unsigned long a = hmmu_test_map(mm, 4 * MiB, RW);
 	unsigned long h = HMMU_ALIGN_UP(a, HMMU_PMD_SIZE);
 
 	assert_int_equal(hmmu_madvise(mm, h, HMMU_PMD_SIZE, MADV_HUGEPAGE), 0);
@@ -790,7 +758,7 @@ static void check_window(struct hmmu_mm *mm, unsigned long h, const unsigned cha
 static struct hmmu_page *huge_head(struct hmmu_mm *mm, unsigned long h)
 {
 	bool huge;
-	hmmu_pte_t e = leaf_at(mm, h, &huge);
+	hmmu_pte_t e = hmmu_test_leaf(mm, h, &huge);
 
 	assert_true(huge);
 	assert_true(hmmu_pmd_leaf(e));
@@ -816,7 +784,7 @@ static void test_huge_write_fault(void **state)
 	assert_int_equal(st.zero_pages, 0);
 	assert_int_equal(st.page_tables, 2);	/* PUD and PMD tables only */
 	assert_int_equal(nr_free(), free0 - 512);
-	e = leaf_at(mm, h + 3 * PAGE, NULL);
+	e = hmmu_test_leaf(mm, h + 3 * PAGE, NULL);
 	assert_true(hmmu_pte_write(e) && hmmu_pte_dirty(e));
 	head = huge_head(mm, h);
 	assert_int_equal(hmmu_compound_order(head), HMMU_PMD_ORDER);
@@ -845,7 +813,7 @@ static void test_huge_read_fault_zero_pte(void **state)
 	hmmu_pte_t e;
 
 	assert_int_equal(get_byte(mm, h + 7), 0);
-	e = leaf_at(mm, h, &huge);
+	e = hmmu_test_leaf(mm, h, &huge);
 	assert_false(huge);
 	assert_true(hmmu_is_zero_pfn(hmmu_pte_pfn(e)));
 	st = stats(mm);
@@ -864,14 +832,14 @@ static void test_huge_read_fault_zero_pte(void **state)
 static void test_huge_eligibility(void **state)
 {
 	struct hmmu_mm *mm = hmmu_test_mm();
-	unsigned long a = map(mm, 4 * MiB, RW);
+	unsigned long a = hmmu_test_map(mm, 4 * MiB, RW);
 	unsigned long h = HMMU_ALIGN_UP(a, HMMU_PMD_SIZE);
 
 	put_byte(mm, h, 1);	/* not advised */
 	assert_int_equal(stats(mm).huge_pmds, 0);
 	assert_int_equal(hmmu_munmap(mm, a, 4 * MiB), 0);
 
-	a = map(mm, 4 * MiB, RW);
+	a = hmmu_test_map(mm, 4 * MiB, RW);
 	h = HMMU_ALIGN_UP(a, HMMU_PMD_SIZE);
 	/* Advised, but the advised VMA is one page short of the window. */
 	assert_int_equal(hmmu_madvise(mm, h, HMMU_PMD_SIZE - PAGE, MADV_HUGEPAGE), 0);
@@ -879,7 +847,7 @@ static void test_huge_eligibility(void **state)
 	assert_int_equal(stats(mm).huge_pmds, 0);
 	assert_int_equal(hmmu_munmap(mm, a, 4 * MiB), 0);
 
-	a = map(mm, 4 * MiB, RW);
+	a = hmmu_test_map(mm, 4 * MiB, RW);
 	h = HMMU_ALIGN_UP(a, HMMU_PMD_SIZE);
 	assert_int_equal(hmmu_madvise(mm, h, HMMU_PMD_SIZE, MADV_HUGEPAGE), 0);
 	assert_int_equal(hmmu_madvise(mm, h, HMMU_PMD_SIZE, MADV_NOHUGEPAGE), 0);
@@ -909,7 +877,7 @@ static void test_huge_partial_munmap(void **state)
 	assert_int_equal(st.page_tables, 3);
 	for (unsigned long i = 0; i < HMMU_PT_ENTRIES; i++) {
 		bool huge;
-		hmmu_pte_t e = leaf_at(mm, h + i * PAGE, &huge);
+		hmmu_pte_t e = hmmu_test_leaf(mm, h + i * PAGE, &huge);
 
 		assert_false(huge);
 		if (i == 7 || i == 8) {
@@ -952,7 +920,7 @@ static void test_huge_partial_mprotect(void **state)
 	assert_int_equal(st.present_pages, 512);
 	assert_int_equal(st.nr_vmas, nvmas + 2);
 	for (unsigned long i = 0; i < HMMU_PT_ENTRIES; i++)
-		assert_int_equal(hmmu_pte_write(leaf_at(mm, h + i * PAGE, NULL)), i != 100);
+		assert_int_equal(hmmu_pte_write(hmmu_test_leaf(mm, h + i * PAGE, NULL)), i != 100);
 	check_window(mm, h, want, 0, 0);
 	assert_int_equal(hmmu_access(mm, h + 100 * PAGE, &v, 1, HMMU_ACCESS_WRITE), -EFAULT);
 	put_byte(mm, h + 99 * PAGE, v);		/* writable PTE: no copy */
@@ -980,13 +948,13 @@ static void test_huge_whole_mprotect(void **state)
 	head = huge_head(mm, h);
 	assert_int_equal(hmmu_mprotect(mm, h, HMMU_PMD_SIZE, PROT_READ), 0);
 	assert_ptr_equal(huge_head(mm, h), head);
-	assert_false(hmmu_pte_write(leaf_at(mm, h, NULL)));
+	assert_false(hmmu_pte_write(hmmu_test_leaf(mm, h, NULL)));
 	assert_int_equal(hmmu_access(mm, h + 5, &v, 1, HMMU_ACCESS_WRITE), -EFAULT);
 	assert_int_equal(get_byte(mm, h), 1);
 	assert_int_equal(hmmu_mprotect(mm, h, HMMU_PMD_SIZE, RW), 0);
 	put_byte(mm, h + 5, v);
 	assert_ptr_equal(huge_head(mm, h), head);
-	assert_true(hmmu_pte_write(leaf_at(mm, h, NULL)));
+	assert_true(hmmu_pte_write(hmmu_test_leaf(mm, h, NULL)));
 	assert_int_equal(stats(mm).huge_pmds, 1);
 	assert_int_equal(stats(mm).cow_faults, 0);
 	assert_int_equal(get_byte(mm, h + 5), v);
@@ -1056,7 +1024,7 @@ static void test_huge_split_by_vma_split(void **state)
 static void test_gup_get(void **state)
 {
 	struct hmmu_mm *mm = hmmu_test_mm();
-	unsigned long a = map(mm, 4 * PAGE, RW);
+	unsigned long a = hmmu_test_map(mm, 4 * PAGE, RW);
 	struct hmmu_page *zero = hmmu_zero_page(), *pages[4], *p1;
 	int zero_ref = hmmu_page_ref_count(zero);
 
@@ -1084,13 +1052,13 @@ static void test_gup_get(void **state)
 static void test_gup_write_breaks_zero_page(void **state)
 {
 	struct hmmu_mm *mm = hmmu_test_mm();
-	unsigned long a = map(mm, PAGE, RW);
+	unsigned long a = hmmu_test_map(mm, PAGE, RW);
 	struct hmmu_page *page;
 	hmmu_pte_t e;
 
 	assert_int_equal(get_byte(mm, a), 0);
 	assert_int_equal(gup(mm, a, 1, HMMU_FOLL_WRITE, &page), 1);
-	e = leaf_at(mm, a, NULL);
+	e = hmmu_test_leaf(mm, a, NULL);
 	assert_ptr_not_equal(page, hmmu_zero_page());
 	assert_int_equal(hmmu_pte_pfn(e), hmmu_page_to_pfn(page));
 	assert_true(hmmu_pte_write(e));
@@ -1107,7 +1075,7 @@ static void test_gup_write_breaks_zero_page(void **state)
 static void test_gup_pin(void **state)
 {
 	struct hmmu_mm *mm = hmmu_test_mm();
-	unsigned long a = map(mm, 3 * PAGE, RW);
+	unsigned long a = hmmu_test_map(mm, 3 * PAGE, RW);
 	struct hmmu_page *pages[3];
 
 	assert_int_equal(pin(mm, a, 3, HMMU_FOLL_WRITE | HMMU_FOLL_LONGTERM, pages), 3);
@@ -1137,8 +1105,8 @@ static void test_gup_pin(void **state)
 static void test_gup_efault(void **state)
 {
 	struct hmmu_mm *mm = hmmu_test_mm();
-	unsigned long ro = map(mm, PAGE, PROT_READ);
-	unsigned long none = map(mm, PAGE, PROT_NONE);
+	unsigned long ro = hmmu_test_map(mm, PAGE, PROT_READ);
+	unsigned long none = hmmu_test_map(mm, PAGE, PROT_NONE);
 	struct hmmu_page *page;
 
 	assert_int_equal(gup(mm, 0x500000000000UL, 1, 0, &page), -EFAULT);
@@ -1146,7 +1114,7 @@ static void test_gup_efault(void **state)
 	assert_int_equal(gup(mm, none, 1, 0, &page), -EFAULT);
 	assert_int_equal(gup(mm, ro, 1, HMMU_FOLL_WRITE, &page), -EFAULT);
 	assert_int_equal(pin(mm, ro, 1, HMMU_FOLL_WRITE, &page), -EFAULT);
-	assert_int_equal(leaf_at(mm, ro, NULL), 0);
+	assert_int_equal(hmmu_test_leaf(mm, ro, NULL), 0);
 	assert_int_equal(gup(mm, ro, 1, 0, &page), 1);
 	assert_ptr_equal(page, hmmu_zero_page());
 	hmmu_put_page(page);
@@ -1164,7 +1132,7 @@ static void test_gup_efault(void **state)
 static void test_gup_partial(void **state)
 {
 	struct hmmu_mm *mm = hmmu_test_mm();
-	unsigned long a = map(mm, 8 * PAGE, RW);
+	unsigned long a = hmmu_test_map(mm, 8 * PAGE, RW);
 	struct hmmu_page *pages[8];
 
 	assert_int_equal(hmmu_munmap(mm, a + 4 * PAGE, 4 * PAGE), 0);
@@ -1185,7 +1153,7 @@ static void test_gup_partial(void **state)
 static void test_gup_einval(void **state)
 {
 	struct hmmu_mm *mm = hmmu_test_mm();
-	unsigned long a = map(mm, 2 * PAGE, RW);
+	unsigned long a = hmmu_test_map(mm, 2 * PAGE, RW);
 	struct hmmu_page *pages[2];
 
 	assert_int_equal(hmmu_get_user_pages_remote(NULL, a, 1, 0, pages), -EINVAL);
@@ -1199,14 +1167,14 @@ static void test_gup_einval(void **state)
 	assert_int_equal(gup(mm, HMMU_TASK_SIZE, 1, 0, pages), -EINVAL);
 	assert_int_equal(gup(mm, a, ~0UL, 0, pages), -EINVAL);
 	assert_int_equal(gup(mm, a, 1UL << 52, 0, pages), -EINVAL);
-	assert_int_equal(leaf_at(mm, a, NULL), 0);
+	assert_int_equal(hmmu_test_leaf(mm, a, NULL), 0);
 }
 
 /* A page referenced by GUP outlives its mapping until put. */
 static void test_gup_survives_munmap(void **state)
 {
 	struct hmmu_mm *mm = hmmu_test_mm();
-	unsigned long a = map(mm, 2 * PAGE, RW);
+	unsigned long a = hmmu_test_map(mm, 2 * PAGE, RW);
 	struct hmmu_page *got, *pinned;
 	long free0 = nr_free();
 
@@ -1236,7 +1204,7 @@ static void test_gup_survives_mmput(void **state)
 	unsigned long a;
 
 	assert_int_equal(hmmu_mm_create(HMMU_MM_DEFAULT, &mm), 0);
-	a = map(mm, 2 * PAGE, RW);
+	a = hmmu_test_map(mm, 2 * PAGE, RW);
 	put_byte(mm, a + 1, 0x11);
 	put_byte(mm, a + PAGE + 2, 0x22);
 	assert_int_equal(gup(mm, a, 1, 0, &pages[0]), 1);
@@ -1395,7 +1363,7 @@ static void check_migration_wait(struct hmmu_mm *mm, unsigned long addr, struct 
 static void test_migration_entry_wait(void **state)
 {
 	struct hmmu_mm *mm = hmmu_test_mm();
-	unsigned long a = map(mm, 2 * PAGE, RW);
+	unsigned long a = hmmu_test_map(mm, 2 * PAGE, RW);
 	uint64_t rs = hmmu_test_seed() ^ 0xaaaa;
 	unsigned char data[64];
 	struct hmmu_page *page;
@@ -1558,7 +1526,7 @@ static void test_concurrent_faults_dontneed(void **state)
 	struct fault_race race = { .mm = hmmu_test_mm() };
 	pthread_t t[NTHREADS + 1];
 
-	race.base = map(race.mm, (OWN_PAGES + SHARED_PAGES + DN_PAGES) * PAGE, RW);
+	race.base = hmmu_test_map(race.mm, (OWN_PAGES + SHARED_PAGES + DN_PAGES) * PAGE, RW);
 	pthread_barrier_init(&race.barrier, NULL, NTHREADS + 1);
 	memset(workers, 0, sizeof(workers));
 	for (int i = 0; i <= NTHREADS; i++) {
@@ -1614,7 +1582,7 @@ static void test_concurrent_read_write_faults(void **state)
 
 	pthread_barrier_init(&race.barrier, NULL, NTHREADS);
 	for (int it = 0; it < RACE_ITERS; it++) {
-		race.base = map(race.mm, RACE_PAGES * PAGE, RW);
+		race.base = hmmu_test_map(race.mm, RACE_PAGES * PAGE, RW);
 		for (int i = 0; i < NTHREADS; i++) {
 			w[i] = (struct rw_racer){ .race = &race, .id = i, .rs = hmmu_test_seed() * (it + 1) + i };
 			assert_int_equal(pthread_create(&t[i], NULL, rw_racer_run, &w[i]), 0);
@@ -1661,7 +1629,7 @@ static void test_concurrent_huge_faults(void **state)
 
 	pthread_barrier_init(&race.barrier, NULL, NTHREADS);
 	for (int it = 0; it < 4; it++) {
-		a = map(race.mm, 10 * MiB, RW);
+		a = hmmu_test_map(race.mm, 10 * MiB, RW);
 		race.base = HMMU_ALIGN_UP(a, HMMU_PMD_SIZE);
 		assert_int_equal(hmmu_madvise(race.mm, race.base, 4 * HMMU_PMD_SIZE, MADV_HUGEPAGE), 0);
 		for (int i = 0; i < NTHREADS; i++) {
@@ -1811,7 +1779,7 @@ static void test_mm_refcounts(void **state)
 	hmmu_mmput(mm);
 	hmmu_mmput(mm);
 	assert_int_equal(atomic_load(&mm->mm_users), 1);
-	a = map(mm, 4 * PAGE, RW);
+	a = hmmu_test_map(mm, 4 * PAGE, RW);
 	for (int i = 0; i < 4; i++)
 		put_byte(mm, a + i * PAGE, 1);
 	assert_int_equal(nr_free(), free0 - 4);

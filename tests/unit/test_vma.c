@@ -65,19 +65,6 @@ static void check_vma(const struct vma_set *s, int i, unsigned long start, unsig
 	assert_int_equal(s->v[i].flags & VM_RWX, want);
 }
 
-static unsigned long map_at(struct hmmu_mm *mm, unsigned long addr, size_t len, int prot, int flags)
-{
-	long ret = hmmu_mmap(mm, addr, len, prot, ANON | flags, -1, 0);
-
-	assert_true(ret >= 0);
-	return (unsigned long)ret;
-}
-
-static unsigned long map(struct hmmu_mm *mm, size_t len, int prot)
-{
-	return map_at(mm, 0, len, prot, 0);
-}
-
 static void put_byte(struct hmmu_mm *mm, unsigned long addr, unsigned char v)
 {
 	assert_int_equal(hmmu_access(mm, addr, &v, 1, HMMU_ACCESS_WRITE), 0);
@@ -118,7 +105,7 @@ static void test_mmap_basic(void **state)
 {
 	struct hmmu_mm *mm = hmmu_test_mm();
 	struct vma_set s;
-	unsigned long a = map(mm, 1, RW);
+	unsigned long a = hmmu_test_map(mm, 1, RW);
 	struct hmmu_mm_stats st;
 
 	assert_int_equal(a, HMMU_MMAP_MIN_ADDR);
@@ -133,7 +120,7 @@ static void test_mmap_basic(void **state)
 	assert_int_equal(st.mapped_bytes, PAGE);
 	assert_int_equal(st.present_pages + st.zero_pages, 0);
 	/* Mapping allocates no page. */
-	assert_int_equal(map(mm, 3 * PAGE + 1, PROT_READ), a + PAGE);
+	assert_int_equal(hmmu_test_map(mm, 3 * PAGE + 1, PROT_READ), a + PAGE);
 	vmas(mm, &s);
 	check_vma(&s, 1, a + PAGE, a + 5 * PAGE, PROT_READ);
 	hmmu_mmap_read_lock(mm);
@@ -183,14 +170,14 @@ static void test_mmap_eopnotsupp(void **state)
 static void test_mmap_fixed_replaces(void **state)
 {
 	struct hmmu_mm *mm = hmmu_test_mm();
-	unsigned long a = map(mm, 4 * PAGE, RW);
+	unsigned long a = hmmu_test_map(mm, 4 * PAGE, RW);
 	long free0 = nr_free();
 	struct vma_set s;
 
 	for (int i = 0; i < 4; i++)
 		put_byte(mm, a + i * PAGE, (unsigned char)(0x80 + i));
 	assert_int_equal(nr_free(), free0 - 4);
-	assert_int_equal(map_at(mm, a + PAGE, 2 * PAGE, PROT_READ, MAP_FIXED), a + PAGE);
+	assert_int_equal(hmmu_test_map_at(mm, a + PAGE, 2 * PAGE, PROT_READ, MAP_FIXED), a + PAGE);
 	assert_int_equal(nr_free(), free0 - 2);
 	vmas(mm, &s);
 	assert_int_equal(s.n, 3);
@@ -202,15 +189,15 @@ static void test_mmap_fixed_replaces(void **state)
 	assert_int_equal(get_byte(mm, a), 0x80);
 	assert_int_equal(get_byte(mm, a + 3 * PAGE), 0x83);
 	/* Replacing again with the neighbours' protection merges all three. */
-	assert_int_equal(map_at(mm, a + PAGE, 2 * PAGE, RW, MAP_FIXED), a + PAGE);
+	assert_int_equal(hmmu_test_map_at(mm, a + PAGE, 2 * PAGE, RW, MAP_FIXED), a + PAGE);
 	vmas(mm, &s);
 	assert_int_equal(s.n, 1);
 	check_vma(&s, 0, a, a + 4 * PAGE, RW);
 	assert_int_equal(get_byte(mm, a + 3 * PAGE), 0x83);
 	assert_int_equal(get_byte(mm, a + 2 * PAGE), 0);
 	/* MAP_FIXED over several VMAs and a hole at once. */
-	map_at(mm, a + 6 * PAGE, PAGE, PROT_NONE, MAP_FIXED);
-	assert_int_equal(map_at(mm, a + 2 * PAGE, 6 * PAGE, PROT_READ, MAP_FIXED), a + 2 * PAGE);
+	hmmu_test_map_at(mm, a + 6 * PAGE, PAGE, PROT_NONE, MAP_FIXED);
+	assert_int_equal(hmmu_test_map_at(mm, a + 2 * PAGE, 6 * PAGE, PROT_READ, MAP_FIXED), a + 2 * PAGE);
 	vmas(mm, &s);
 	assert_int_equal(s.n, 2);
 	check_vma(&s, 0, a, a + 2 * PAGE, RW);
@@ -219,7 +206,7 @@ static void test_mmap_fixed_replaces(void **state)
 	assert_int_equal(get_byte(mm, a + 3 * PAGE), 0);
 	/* Past the end of the address space. */
 	assert_int_equal(hmmu_mmap(mm, HMMU_TASK_SIZE - PAGE, 2 * PAGE, RW, ANON | MAP_FIXED, -1, 0), -ENOMEM);
-	assert_int_equal(map_at(mm, HMMU_TASK_SIZE - PAGE, PAGE, RW, MAP_FIXED), HMMU_TASK_SIZE - PAGE);
+	assert_int_equal(hmmu_test_map_at(mm, HMMU_TASK_SIZE - PAGE, PAGE, RW, MAP_FIXED), HMMU_TASK_SIZE - PAGE);
 	put_byte(mm, HMMU_TASK_SIZE - 1, 1);
 	assert_int_equal(hmmu_munmap(mm, HMMU_TASK_SIZE - PAGE, PAGE), 0);
 }
@@ -228,7 +215,7 @@ static void test_mmap_fixed_replaces(void **state)
 static void test_mmap_fixed_noreplace(void **state)
 {
 	struct hmmu_mm *mm = hmmu_test_mm();
-	unsigned long a = map_at(mm, 0x200000, 4 * PAGE, RW, MAP_FIXED_NOREPLACE);
+	unsigned long a = hmmu_test_map_at(mm, 0x200000, 4 * PAGE, RW, MAP_FIXED_NOREPLACE);
 
 	assert_int_equal(a, 0x200000);
 	put_byte(mm, a + PAGE, 7);
@@ -239,8 +226,8 @@ static void test_mmap_fixed_noreplace(void **state)
 	assert_int_equal(get_byte(mm, a + PAGE), 7);
 	assert_int_equal(nr_vmas(mm), 1);
 	/* Adjacent ranges are free. */
-	assert_int_equal(map_at(mm, a - 2 * PAGE, 2 * PAGE, PROT_READ, MAP_FIXED_NOREPLACE), a - 2 * PAGE);
-	assert_int_equal(map_at(mm, a + 4 * PAGE, PAGE, PROT_READ, MAP_FIXED_NOREPLACE), a + 4 * PAGE);
+	assert_int_equal(hmmu_test_map_at(mm, a - 2 * PAGE, 2 * PAGE, PROT_READ, MAP_FIXED_NOREPLACE), a - 2 * PAGE);
+	assert_int_equal(hmmu_test_map_at(mm, a + 4 * PAGE, PAGE, PROT_READ, MAP_FIXED_NOREPLACE), a + 4 * PAGE);
 	assert_int_equal(nr_vmas(mm), 3);
 	assert_int_equal(hmmu_mmap(mm, HMMU_TASK_SIZE, PAGE, RW, ANON | MAP_FIXED_NOREPLACE, -1, 0), -ENOMEM);
 }
@@ -251,15 +238,15 @@ static void test_mmap_hint(void **state)
 	struct hmmu_mm *mm = hmmu_test_mm();
 	unsigned long hint = 0x3f0000000000UL;
 
-	assert_int_equal(map_at(mm, hint, 4 * PAGE, RW, 0), hint);
-	assert_int_equal(map_at(mm, hint + 4 * PAGE + 123, PAGE, PROT_READ, 0), hint + 4 * PAGE);
+	assert_int_equal(hmmu_test_map_at(mm, hint, 4 * PAGE, RW, 0), hint);
+	assert_int_equal(hmmu_test_map_at(mm, hint + 4 * PAGE + 123, PAGE, PROT_READ, 0), hint + 4 * PAGE);
 	/* Taken: lowest fit instead. */
-	assert_int_equal(map_at(mm, hint + PAGE, PAGE, RW, 0), HMMU_MMAP_MIN_ADDR);
+	assert_int_equal(hmmu_test_map_at(mm, hint + PAGE, PAGE, RW, 0), HMMU_MMAP_MIN_ADDR);
 	/* Below the lowest address or running past the end: ignored. */
-	assert_int_equal(map_at(mm, PAGE, PAGE, PROT_READ, 0), HMMU_MMAP_MIN_ADDR + PAGE);
-	assert_int_equal(map_at(mm, HMMU_TASK_SIZE - PAGE, 2 * PAGE, PROT_NONE, 0), HMMU_MMAP_MIN_ADDR + 2 * PAGE);
+	assert_int_equal(hmmu_test_map_at(mm, PAGE, PAGE, PROT_READ, 0), HMMU_MMAP_MIN_ADDR + PAGE);
+	assert_int_equal(hmmu_test_map_at(mm, HMMU_TASK_SIZE - PAGE, 2 * PAGE, PROT_NONE, 0), HMMU_MMAP_MIN_ADDR + 2 * PAGE);
 	/* The last page of the address space can be hinted. */
-	assert_int_equal(map_at(mm, HMMU_TASK_SIZE - PAGE, PAGE, RW, 0), HMMU_TASK_SIZE - PAGE);
+	assert_int_equal(hmmu_test_map_at(mm, HMMU_TASK_SIZE - PAGE, PAGE, RW, 0), HMMU_TASK_SIZE - PAGE);
 }
 
 /* ------------------------------------------------------------------ */
@@ -270,27 +257,27 @@ static void test_mmap_hint(void **state)
 static void test_unmapped_area_lowest_fit(void **state)
 {
 	struct hmmu_mm *mm = hmmu_test_mm();
-	unsigned long a = map(mm, 16 * PAGE, RW);
-	unsigned long b = map(mm, 16 * PAGE, PROT_READ);
-	unsigned long c = map(mm, 16 * PAGE, RW);
+	unsigned long a = hmmu_test_map(mm, 16 * PAGE, RW);
+	unsigned long b = hmmu_test_map(mm, 16 * PAGE, PROT_READ);
+	unsigned long c = hmmu_test_map(mm, 16 * PAGE, RW);
 	unsigned long end = c + 16 * PAGE;
 
 	assert_int_equal(b, a + 16 * PAGE);
 	assert_int_equal(c, b + 16 * PAGE);
 	assert_int_equal(hmmu_munmap(mm, b + 6 * PAGE, 4 * PAGE), 0);
 	/* Too large for the hole: after the last VMA. */
-	assert_int_equal(map(mm, 5 * PAGE, PROT_NONE), end);
+	assert_int_equal(hmmu_test_map(mm, 5 * PAGE, PROT_NONE), end);
 	end += 5 * PAGE;
 	/* Exactly the hole's size: in the hole. */
-	assert_int_equal(map(mm, 4 * PAGE, PROT_NONE), b + 6 * PAGE);
+	assert_int_equal(hmmu_test_map(mm, 4 * PAGE, PROT_NONE), b + 6 * PAGE);
 	/* Two holes: the lower one wins even when the higher fits better. */
 	assert_int_equal(hmmu_munmap(mm, a + 2 * PAGE, 8 * PAGE), 0);
 	assert_int_equal(hmmu_munmap(mm, c + 4 * PAGE, 3 * PAGE), 0);
-	assert_int_equal(map(mm, 3 * PAGE, PROT_NONE), a + 2 * PAGE);
-	assert_int_equal(map(mm, 3 * PAGE, PROT_NONE), a + 5 * PAGE);
-	assert_int_equal(map(mm, 3 * PAGE, PROT_NONE), c + 4 * PAGE);
-	assert_int_equal(map(mm, 2 * PAGE, PROT_NONE), a + 8 * PAGE);
-	assert_int_equal(map(mm, PAGE, PROT_NONE), end);
+	assert_int_equal(hmmu_test_map(mm, 3 * PAGE, PROT_NONE), a + 2 * PAGE);
+	assert_int_equal(hmmu_test_map(mm, 3 * PAGE, PROT_NONE), a + 5 * PAGE);
+	assert_int_equal(hmmu_test_map(mm, 3 * PAGE, PROT_NONE), c + 4 * PAGE);
+	assert_int_equal(hmmu_test_map(mm, 2 * PAGE, PROT_NONE), a + 8 * PAGE);
+	assert_int_equal(hmmu_test_map(mm, PAGE, PROT_NONE), end);
 	assert_int_equal(hmmu_pt_validate(mm), 0);
 }
 
@@ -301,9 +288,9 @@ static void test_unmapped_area_random(void **state)
 	struct hmmu_mm *mm = hmmu_test_mm();
 	uint64_t rs = hmmu_test_seed() ^ 0x5151;
 	static bool used[SLOTS];
-	unsigned long base = map(mm, SLOTS * PAGE, PROT_NONE);
+	unsigned long base = hmmu_test_map(mm, SLOTS * PAGE, PROT_NONE);
 	/* A guard VMA above the slots ends the last hole inside them. */
-	unsigned long guard_end = map(mm, PAGE, PROT_EXEC) + PAGE;
+	unsigned long guard_end = hmmu_test_map(mm, PAGE, PROT_EXEC) + PAGE;
 
 	assert_int_equal(base, HMMU_MMAP_MIN_ADDR);
 	assert_int_equal(guard_end, base + (SLOTS + 1) * PAGE);
@@ -329,7 +316,7 @@ static void test_unmapped_area_random(void **state)
 			if (k == s + n)
 				want = s;
 		}
-		got = map(mm, (unsigned long)n * PAGE, (i & 1) ? PROT_READ : PROT_NONE);
+		got = hmmu_test_map(mm, (unsigned long)n * PAGE, (i & 1) ? PROT_READ : PROT_NONE);
 		if (want < 0) {
 			assert_int_equal(got, guard_end);
 			assert_int_equal(hmmu_munmap(mm, got, (unsigned long)n * PAGE), 0);
@@ -351,14 +338,14 @@ static void test_unmapped_area_enomem(void **state)
 
 	assert_int_equal(hmmu_mmap(mm, 0, all + PAGE, RW, ANON, -1, 0), -ENOMEM);
 	/* The whole space fits an empty mm (nothing is allocated). */
-	assert_int_equal(map(mm, all, PROT_NONE), HMMU_MMAP_MIN_ADDR);
+	assert_int_equal(hmmu_test_map(mm, all, PROT_NONE), HMMU_MMAP_MIN_ADDR);
 	assert_int_equal(hmmu_mmap(mm, 0, PAGE, RW, ANON, -1, 0), -ENOMEM);
 	assert_int_equal(hmmu_munmap(mm, HMMU_MMAP_MIN_ADDR, all), 0);
 	/* One page in the middle: half the space no longer fits anywhere. */
-	map_at(mm, mid, PAGE, PROT_NONE, MAP_FIXED);
+	hmmu_test_map_at(mm, mid, PAGE, PROT_NONE, MAP_FIXED);
 	assert_int_equal(hmmu_mmap(mm, 0, mid, RW, ANON, -1, 0), -ENOMEM);
 	assert_int_equal(hmmu_mmap(mm, 0, mid - PAGE, RW, ANON, -1, 0), mid + PAGE);
-	assert_int_equal(map(mm, mid - HMMU_MMAP_MIN_ADDR, PROT_READ), HMMU_MMAP_MIN_ADDR);
+	assert_int_equal(hmmu_test_map(mm, mid - HMMU_MMAP_MIN_ADDR, PROT_READ), HMMU_MMAP_MIN_ADDR);
 	assert_int_equal(hmmu_mmap(mm, 0, PAGE, RW, ANON, -1, 0), -ENOMEM);
 	assert_int_equal(nr_vmas(mm), 3);
 }
@@ -371,7 +358,7 @@ static void test_unmapped_area_enomem(void **state)
 static void check_mprotect_middle(bool touched)
 {
 	struct hmmu_mm *mm = hmmu_test_mm();
-	unsigned long a = map(mm, 8 * PAGE, RW);
+	unsigned long a = hmmu_test_map(mm, 8 * PAGE, RW);
 	struct vma_set s;
 
 	if (touched)
@@ -406,7 +393,7 @@ static void test_mprotect_split_merge(void **state)
 static void test_mprotect_ends(void **state)
 {
 	struct hmmu_mm *mm = hmmu_test_mm();
-	unsigned long a = map(mm, 8 * PAGE, RW);
+	unsigned long a = hmmu_test_map(mm, 8 * PAGE, RW);
 	struct vma_set s;
 
 	assert_int_equal(hmmu_mprotect(mm, a, 3 * PAGE, PROT_NONE), 0);
@@ -432,7 +419,7 @@ static void test_mprotect_ends(void **state)
 static void test_munmap_middle(void **state)
 {
 	struct hmmu_mm *mm = hmmu_test_mm();
-	unsigned long a = map(mm, 8 * PAGE, RW);
+	unsigned long a = hmmu_test_map(mm, 8 * PAGE, RW);
 	long free0 = nr_free();
 	struct vma_set s;
 
@@ -471,12 +458,12 @@ static void test_munmap_middle(void **state)
 static void test_across_vmas(void **state)
 {
 	struct hmmu_mm *mm = hmmu_test_mm();
-	unsigned long a = map(mm, 4 * PAGE, PROT_READ);
+	unsigned long a = hmmu_test_map(mm, 4 * PAGE, PROT_READ);
 	static const int prots[] = { PROT_READ, RW, PROT_NONE, RW | PROT_EXEC };
 	struct vma_set s;
 
 	for (int i = 1; i < 4; i++)
-		map_at(mm, a + i * 4 * PAGE, 4 * PAGE, prots[i], MAP_FIXED_NOREPLACE);
+		hmmu_test_map_at(mm, a + i * 4 * PAGE, 4 * PAGE, prots[i], MAP_FIXED_NOREPLACE);
 	vmas(mm, &s);
 	assert_int_equal(s.n, 4);
 	for (int i = 0; i < 4; i++)
@@ -515,7 +502,7 @@ static void test_across_vmas(void **state)
 static void test_mprotect_hole(void **state)
 {
 	struct hmmu_mm *mm = hmmu_test_mm();
-	unsigned long a = map(mm, 10 * PAGE, RW);
+	unsigned long a = hmmu_test_map(mm, 10 * PAGE, RW);
 	struct vma_set s;
 
 	assert_int_equal(hmmu_munmap(mm, a + 4 * PAGE, 2 * PAGE), 0);
@@ -537,8 +524,8 @@ static void test_mprotect_hole(void **state)
 static void test_mprotect_eacces(void **state)
 {
 	struct hmmu_mm *mm = hmmu_test_mm();
-	unsigned long a = map(mm, 4 * PAGE, PROT_READ);
-	unsigned long b = map_at(mm, a + 4 * PAGE, 4 * PAGE, PROT_READ | PROT_EXEC, MAP_FIXED);
+	unsigned long a = hmmu_test_map(mm, 4 * PAGE, PROT_READ);
+	unsigned long b = hmmu_test_map_at(mm, a + 4 * PAGE, 4 * PAGE, PROT_READ | PROT_EXEC, MAP_FIXED);
 	struct vma_set s;
 
 	/* No mmap flag creates one yet: clear VM_MAYWRITE as a driver's mapping would. */
@@ -566,7 +553,7 @@ static void test_mprotect_eacces(void **state)
 static void test_mprotect_munmap_einval(void **state)
 {
 	struct hmmu_mm *mm = hmmu_test_mm();
-	unsigned long a = map(mm, 2 * PAGE, RW);
+	unsigned long a = hmmu_test_map(mm, 2 * PAGE, RW);
 
 	assert_int_equal(hmmu_mprotect(NULL, a, PAGE, PROT_READ), -EINVAL);
 	assert_int_equal(hmmu_mprotect(mm, a + 1, PAGE, PROT_READ), -EINVAL);
@@ -594,7 +581,7 @@ static void test_mprotect_munmap_einval(void **state)
 static void test_len_zero(void **state)
 {
 	struct hmmu_mm *mm = hmmu_test_mm();
-	unsigned long a = map(mm, PAGE, RW);
+	unsigned long a = hmmu_test_map(mm, PAGE, RW);
 
 	assert_int_equal(hmmu_mmap(mm, 0, 0, RW, ANON, -1, 0), -EINVAL);
 	assert_int_equal(hmmu_munmap(mm, a, 0), -EINVAL);
@@ -615,12 +602,12 @@ static void test_len_zero(void **state)
 static void test_adjacent_mmaps_merge(void **state)
 {
 	struct hmmu_mm *mm = hmmu_test_mm();
-	unsigned long a = map(mm, 4 * PAGE, RW);
+	unsigned long a = hmmu_test_map(mm, 4 * PAGE, RW);
 	struct vma_set s;
 
 	put_byte(mm, a, 1);	/* the first VMA has an anon_vma now */
-	assert_int_equal(map(mm, 4 * PAGE, RW), a + 4 * PAGE);
-	assert_int_equal(map_at(mm, a - 2 * PAGE, 2 * PAGE, RW, MAP_FIXED), a - 2 * PAGE);
+	assert_int_equal(hmmu_test_map(mm, 4 * PAGE, RW), a + 4 * PAGE);
+	assert_int_equal(hmmu_test_map_at(mm, a - 2 * PAGE, 2 * PAGE, RW, MAP_FIXED), a - 2 * PAGE);
 	vmas(mm, &s);
 	assert_int_equal(s.n, 1);
 	check_vma(&s, 0, a - 2 * PAGE, a + 8 * PAGE, RW);
@@ -628,10 +615,10 @@ static void test_adjacent_mmaps_merge(void **state)
 	put_byte(mm, a - PAGE, 8);
 	assert_int_equal(get_byte(mm, a), 1);
 	/* A different protection does not merge; filling the gap between equals does. */
-	assert_int_equal(map(mm, PAGE, PROT_READ), a + 8 * PAGE);
-	assert_int_equal(map_at(mm, a + 10 * PAGE, PAGE, RW, MAP_FIXED), a + 10 * PAGE);
+	assert_int_equal(hmmu_test_map(mm, PAGE, PROT_READ), a + 8 * PAGE);
+	assert_int_equal(hmmu_test_map_at(mm, a + 10 * PAGE, PAGE, RW, MAP_FIXED), a + 10 * PAGE);
 	assert_int_equal(nr_vmas(mm), 3);
-	assert_int_equal(map_at(mm, a + 9 * PAGE, PAGE, RW, MAP_FIXED), a + 9 * PAGE);
+	assert_int_equal(hmmu_test_map_at(mm, a + 9 * PAGE, PAGE, RW, MAP_FIXED), a + 9 * PAGE);
 	vmas(mm, &s);
 	assert_int_equal(s.n, 3);
 	check_vma(&s, 1, a + 8 * PAGE, a + 9 * PAGE, PROT_READ);
@@ -647,7 +634,7 @@ static void test_adjacent_mmaps_merge(void **state)
 static void test_madvise_huge_flags(void **state)
 {
 	struct hmmu_mm *mm = hmmu_test_mm();
-	unsigned long a = map(mm, 8 * PAGE, RW);
+	unsigned long a = hmmu_test_map(mm, 8 * PAGE, RW);
 	struct vma_set s;
 
 	assert_int_equal(hmmu_madvise(mm, a + 2 * PAGE, 2 * PAGE, MADV_HUGEPAGE), 0);
@@ -671,7 +658,7 @@ static void test_madvise_huge_flags(void **state)
 static void test_madvise_hole(void **state)
 {
 	struct hmmu_mm *mm = hmmu_test_mm();
-	unsigned long a = map(mm, 6 * PAGE, RW);
+	unsigned long a = hmmu_test_map(mm, 6 * PAGE, RW);
 
 	assert_int_equal(hmmu_munmap(mm, a + 2 * PAGE, 2 * PAGE), 0);
 	assert_int_equal(hmmu_madvise(mm, a, 6 * PAGE, MADV_HUGEPAGE), -ENOMEM);
@@ -691,7 +678,7 @@ static void test_split_merge_random(void **state)
 	enum { NPAGES = 128 };
 	static const int prots[] = { PROT_NONE, PROT_READ, RW, PROT_READ | PROT_EXEC };
 	struct hmmu_mm *mm = hmmu_test_mm();
-	unsigned long a = map(mm, NPAGES * PAGE, RW);
+	unsigned long a = hmmu_test_map(mm, NPAGES * PAGE, RW);
 	uint64_t rs = hmmu_test_seed() ^ 0x6161;
 	int prot[NPAGES];
 	struct vma_set s;
@@ -955,7 +942,7 @@ static void test_random_model(void **state)
 	assert_non_null(m.buf);
 	m.base = HMMU_MMAP_MIN_ADDR;
 	/* PROT_EXEC alone: no window mapping can merge with the guard. */
-	m.guard_end = map_at(m.mm, m.base + WIN * PAGE, GUARD_PAGES * PAGE, PROT_EXEC, MAP_FIXED) +
+	m.guard_end = hmmu_test_map_at(m.mm, m.base + WIN * PAGE, GUARD_PAGES * PAGE, PROT_EXEC, MAP_FIXED) +
 		      GUARD_PAGES * PAGE;
 	for (int i = 0; i < WIN; i++)
 		m.prot[i] = -1;
