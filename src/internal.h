@@ -391,6 +391,12 @@ struct hmmu_pt {
 	pthread_mutex_t ptl;
 	atomic_uint nr_used;	/* non-none entries (exact when no change is in flight) */
 	unsigned char level;	/* 0 = PTE table ... 3 = PGD; immutable */
+	/*
+	 * PMD tables: the stack of empty PTE tables deposited for this table's
+	 * transparent huge leaves, one per leaf, so that splitting one never
+	 * allocates (ptl).  A deposited PTE table: the next one down the stack.
+	 */
+	struct hmmu_pt *deposit;
 	hmmu_pte_t e[HMMU_PT_ENTRIES] __attribute__((aligned(64)));
 };
 
@@ -427,6 +433,14 @@ static inline void hmmu_pt_unlock(struct hmmu_pt *pt) { pthread_mutex_unlock(&pt
 
 struct hmmu_pt *hmmu_pt_alloc(struct hmmu_mm *mm, int level);
 void hmmu_pt_free(struct hmmu_mm *mm, struct hmmu_pt *pt);
+/*
+ * Deposit @pt (an empty PTE table) with @pmd_pt for a transparent huge leaf
+ * being installed there / take one back when such a leaf is split, zapped or
+ * moved away.  Caller holds pmd_pt->ptl.  Withdraw never fails: a THP leaf
+ * always has its deposit.
+ */
+void hmmu_pgtable_deposit(struct hmmu_pt *pmd_pt, struct hmmu_pt *pt);
+struct hmmu_pt *hmmu_pgtable_withdraw(struct hmmu_pt *pmd_pt);
 /*
  * The PMD entry covering @addr and its table, allocating missing upper
  * tables when @alloc.  Caller holds the mmap_lock.  Returns NULL when a
@@ -553,23 +567,37 @@ void hmmu_mmap_assert_write_locked(struct hmmu_mm *mm);
 
 /* All helpers here require the mmap_lock held for write unless noted. */
 struct hmmu_vma *hmmu_vma_alloc(struct hmmu_mm *mm);
+/* Free an unlinked VMA: driver close hook, anon_vma and file references. */
 void hmmu_vma_free(struct hmmu_vma *vma);
+/* A copy of @src (flags, object, driver, anon_vma; open hook run), unlinked. */
+struct hmmu_vma *hmmu_vma_dup(struct hmmu_mm *mm, const struct hmmu_vma *src);
 void hmmu_vma_link(struct hmmu_mm *mm, struct hmmu_vma *vma);
 void hmmu_vma_unlink(struct hmmu_mm *mm, struct hmmu_vma *vma);
 /* Set vm_start/vm_end/vm_pgoff of a linked VMA and fix the tree's gaps. */
 void hmmu_vma_adjust(struct hmmu_vma *vma, unsigned long start, unsigned long end, unsigned long pgoff);
 struct hmmu_vma *hmmu_vma_prev(struct hmmu_vma *vma);
 struct hmmu_vma *hmmu_vma_next(struct hmmu_vma *vma);
-/* Split @vma at @addr (strictly inside it); 0 or -ENOMEM. */
+/* Split @vma at @addr (strictly inside it); 0, -ENOMEM, or -EINVAL (inside a hugetlb page). */
 int hmmu_vma_split(struct hmmu_mm *mm, struct hmmu_vma *vma, unsigned long addr);
 /* Merge @vma with compatible neighbours; returns the surviving VMA. */
 struct hmmu_vma *hmmu_vma_merge(struct hmmu_mm *mm, struct hmmu_vma *vma);
 /* A free range of @len bytes (hint first, then lowest fit); -ENOMEM if none. */
 long hmmu_get_unmapped_area(struct hmmu_mm *mm, unsigned long hint, unsigned long len);
-/* True if @vma is private anonymous memory. */
+/* True if @vma is private anonymous memory in base pages (the kernel's
+ * vma_is_anonymous(): no file, no driver, not hugetlb). */
 static inline bool hmmu_vma_is_anonymous(const struct hmmu_vma *vma)
 {
-	return !(vma->vm_flags & (HMMU_VM_SHARED | HMMU_VM_PFNMAP | HMMU_VM_MIXEDMAP | HMMU_VM_IO));
+	return !vma->vm_file && !vma->vm_ops &&
+	       !(vma->vm_flags & (HMMU_VM_SHARED | HMMU_VM_PFNMAP | HMMU_VM_MIXEDMAP | HMMU_VM_IO | HMMU_VM_HUGETLB));
+}
+static inline bool hmmu_vma_is_hugetlb(const struct hmmu_vma *vma)
+{
+	return vma->vm_flags & HMMU_VM_HUGETLB;
+}
+/* Private and possibly writable: writes copy (the kernel's is_cow_mapping()). */
+static inline bool hmmu_vma_is_cow(const struct hmmu_vma *vma)
+{
+	return (vma->vm_flags & (HMMU_VM_SHARED | HMMU_VM_MAYWRITE)) == HMMU_VM_MAYWRITE;
 }
 /* Page index of @addr in the VMA's object (the anon page's `index`). */
 static inline unsigned long hmmu_linear_page_index(const struct hmmu_vma *vma, unsigned long addr)
@@ -605,6 +633,8 @@ void hmmu_anon_vma_detach(struct hmmu_vma *vma);
 /* First mapping of a new anonymous page: sets mapping, index, exclusive, mapcount 1. */
 void hmmu_page_add_new_anon_rmap(struct hmmu_page *page, struct hmmu_vma *vma, unsigned long addr,
 				 bool compound);
+/* One more PTE mapping of a page that is not anonymous (page cache, driver page). */
+void hmmu_page_add_file_rmap(struct hmmu_page *page);
 /* Remove one mapping of @page (PTE level, or the whole compound page at PMD level). */
 void hmmu_page_remove_rmap(struct hmmu_page *page, bool compound);
 
@@ -636,13 +666,60 @@ static inline int hmmu_vm_fault_errno(hmmu_vm_fault_t ret)
 }
 /*
  * The frame mapped at @addr with its entry's lock held, if the entry
- * already allows the access (@write: a writable entry): a present,
- * non-special entry.  Sets *@ptp (unlock it), *@ptep and *@huge.  NULL
- * (nothing locked) when the access needs a fault first.  Caller holds the
- * mmap_lock.
+ * already allows the access (HMMU_FOLL_WRITE: a writable entry).  A special
+ * entry (no struct page for GUP) yields its frame only with
+ * HMMU_FOLLOW_SPECIAL (CPU access), else hmmu_err_ptr(-EFAULT), nothing
+ * locked.  Sets *@ptp (unlock it) and *@ptep.  NULL (nothing locked) when
+ * the access needs a fault first.  Caller holds the mmap_lock.
  */
-struct hmmu_page *hmmu_follow_page_lock(struct hmmu_mm *mm, unsigned long addr, bool write,
+#define HMMU_FOLLOW_SPECIAL 0x80000000u
+struct hmmu_page *hmmu_follow_page_lock(struct hmmu_mm *mm, unsigned long addr, unsigned int foll,
 					struct hmmu_pt **ptp, hmmu_pte_t **ptep);
+
+/* ---------------------------------------------------------------------- */
+/* src/mm/filemap.c: page-cache objects (files and shmem)                  */
+/* ---------------------------------------------------------------------- */
+
+/*
+ * struct hmmu_file: one page cache, the object behind shared anonymous
+ * memory (shmem: no backing file) or behind every mapping of one regular
+ * file (all mappings of the same device and inode, in any mm, share it).
+ * VMAs hold references (vm_file).  A cached page holds the cache's own
+ * reference; its `mapping` is the file (no ANON bit) and `index` its page
+ * offset.  Pages written through a shared mapping are marked PG_dirty at
+ * the write fault and written back by hmmu_file_writeback().
+ */
+struct hmmu_file;
+/* The file object for @fd (shared by every mapping of its inode); 0, -EBADF, -ENODEV, -ENOMEM. */
+int hmmu_file_open_fd(int fd, struct hmmu_file **filep);
+/* A new shmem object of @size bytes; 0 or -ENOMEM. */
+int hmmu_shmem_file_create(unsigned long size, struct hmmu_file **filep);
+void hmmu_file_get(struct hmmu_file *file);
+/* Drop a reference; the last writes dirty pages back and frees the cache. */
+void hmmu_file_put(struct hmmu_file *file);
+/* May the file be written through a shared mapping (opened for writing)? */
+bool hmmu_file_writable(const struct hmmu_file *file);
+bool hmmu_file_is_shmem(const struct hmmu_file *file);
+/*
+ * The cached page at @index, read in from the file (or zeroed, for shmem)
+ * if absent, with a reference for the caller.  Returns 0, -EFAULT (@index
+ * wholly past the end of the file or shmem object: SIGBUS), -EIO or -ENOMEM.
+ * Caller holds the mmap_lock of a mapping of @file.
+ */
+int hmmu_filemap_get_page(struct hmmu_file *file, unsigned long index, struct hmmu_page **pagep);
+/*
+ * Write the dirty cached pages in [first, last] back to the file (no-op for
+ * shmem).  A page mapped by no entry is marked clean; a mapped one stays
+ * dirty (it may still be written through a writable entry).  0 or -EIO.
+ */
+int hmmu_file_writeback(struct hmmu_file *file, unsigned long first, unsigned long last);
+
+/* ---------------------------------------------------------------------- */
+/* src/mm/hugetlb.c: hugetlb mappings (2 MiB pages, PMD leaves only)       */
+/* ---------------------------------------------------------------------- */
+
+/* Fault in @vma (a hugetlb VMA); same contract as hmmu_handle_mm_fault(). */
+hmmu_vm_fault_t hmmu_hugetlb_fault(struct hmmu_vma *vma, unsigned long addr, unsigned int flags);
 /* Sleep until the migration entry at @ptep (in @pt, whose ptl the caller
  * holds) is gone; drops the ptl.  Takes no page reference. */
 void hmmu_migration_entry_wait(struct hmmu_pt *pt, hmmu_pte_t *ptep);

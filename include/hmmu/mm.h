@@ -20,11 +20,21 @@
 extern "C" {
 #endif
 
+/* mremap(2) flags: libc defines them only under _GNU_SOURCE. */
+#ifndef MREMAP_MAYMOVE
+#define MREMAP_MAYMOVE 1
+#endif
+#ifndef MREMAP_FIXED
+#define MREMAP_FIXED 2
+#endif
+
 /* Virtual addresses: 48 bits, user half. */
 #define HMMU_TASK_SIZE (1UL << 47)
 
 struct hmmu_mm;
 struct hmmu_anon_vma;
+struct hmmu_file;
+struct hmmu_vma;
 
 /* VMA flags (struct hmmu_vma::vm_flags). */
 #define HMMU_VM_READ 0x00000001UL
@@ -58,6 +68,8 @@ struct hmmu_vma {
 	struct hmmu_mm *vm_mm;
 	struct hmmu_anon_vma *anon_vma;	/* reverse-map root of its anon pages */
 	struct cds_list_head anon_vma_link; /* on anon_vma's list of VMAs */
+	struct hmmu_file *vm_file;	/* page-cache object: file or shmem; NULL for anon */
+	const struct hmmu_vm_operations *vm_ops; /* driver mappings; NULL otherwise */
 	void *vm_private_data;		/* the driver's word (special mappings) */
 	/* VMA tree linkage (src/mm/vma.c). */
 	struct hmmu_rb_node vm_rb;
@@ -83,6 +95,32 @@ typedef unsigned int hmmu_vm_fault_t;
 #define HMMU_FAULT_FLAG_ALLOW_RETRY 0x04u
 #define HMMU_FAULT_FLAG_USER 0x40u
 #define HMMU_FAULT_FLAG_REMOTE 0x80u
+
+/*
+ * A fault handed to a driver's vm_ops->fault (special mappings).  The
+ * handler fills the entry with hmmu_vmf_insert_pfn(), hmmu_vmf_insert_mixed()
+ * or hmmu_vm_insert_page() and returns HMMU_VM_FAULT_NOPAGE, or returns
+ * HMMU_VM_FAULT_SIGBUS.  It runs with the mmap_lock held for read.
+ */
+struct hmmu_vm_fault {
+	struct hmmu_vma *vma;
+	unsigned long address;		/* faulting address, page-aligned */
+	unsigned long pgoff;		/* page offset of address in the mapping */
+	unsigned int flags;		/* HMMU_FAULT_FLAG_* */
+};
+
+/*
+ * A driver's hooks on its VMAs (the kernel's vm_operations_struct).  Every
+ * hook is optional.  open: a VMA was copied from another (split, fork,
+ * mremap); close: a VMA is going away (munmap, teardown, the losing half of
+ * nothing: merges never involve VMAs with vm_ops).  Both run with the
+ * mmap_lock held for write.
+ */
+struct hmmu_vm_operations {
+	void (*open)(struct hmmu_vma *vma);
+	void (*close)(struct hmmu_vma *vma);
+	hmmu_vm_fault_t (*fault)(struct hmmu_vm_fault *vmf);
+};
 
 /* get_user_pages flags. */
 #define HMMU_FOLL_WRITE 0x01u
@@ -140,15 +178,29 @@ HMMU_EXPORT void hmmu_mmap_write_unlock(struct hmmu_mm *mm);
  * @addr: a hint, or the exact address with MAP_FIXED (replacing what was
  *        there) or MAP_FIXED_NOREPLACE.
  * @prot: PROT_NONE or an OR of PROT_READ, PROT_WRITE, PROT_EXEC.
- * @flags: MAP_PRIVATE | MAP_ANONYMOUS, optionally MAP_FIXED or
- *         MAP_FIXED_NOREPLACE.
- * @fd, @offset: -1 and 0 for anonymous memory.
+ * @flags: exactly one of MAP_PRIVATE and MAP_SHARED, optionally with
+ *         MAP_ANONYMOUS, MAP_FIXED or MAP_FIXED_NOREPLACE, MAP_HUGETLB
+ *         (private anonymous memory in 2 MiB pages; @len and a fixed @addr
+ *         are then rounded to / must be aligned to 2 MiB), MAP_NORESERVE.
+ * @fd, @offset: -1 and 0 for anonymous memory; otherwise an open regular
+ *        file (read access required, write access too for a shared
+ *        writable mapping) and a page-aligned offset into it.
+ *
+ * Kinds of memory: private anonymous (zero page, copy-on-write), shared
+ * anonymous (one shmem object of @len bytes that fork shares), private
+ * file (reads see the file; writes copy into anonymous pages and never reach
+ * it) and shared file (one page cache per file, shared by every mapping of
+ * it in every mm; written back by hmmu_msync(), munmap and teardown).
+ * Accessing a file page wholly past the end of the file raises SIGBUS.
  *
  * Takes the mmap_lock for write.  Returns the start address (>= 0), or
- * -EINVAL (zero or overflowing length, unaligned fixed address, unknown
- * prot or flag bits, not MAP_PRIVATE|MAP_ANONYMOUS), -ENOMEM (no free range
- * or out of memory), -EEXIST (MAP_FIXED_NOREPLACE over a mapping),
- * -EOPNOTSUPP (shared or file-backed mappings).
+ * -EINVAL (zero or overflowing length, unaligned fixed address or offset,
+ * unknown prot or flag bits, neither or both of MAP_PRIVATE and
+ * MAP_SHARED), -EBADF (@fd is not an open file), -EACCES (@fd lacks the
+ * access the mapping needs), -ENODEV (@fd is not a regular file),
+ * -EOVERFLOW (@offset + @len overflows), -ENOMEM (no free range or out of
+ * memory), -EEXIST (MAP_FIXED_NOREPLACE over a mapping), -EOPNOTSUPP
+ * (MAP_HUGETLB with MAP_SHARED or a file).
  */
 HMMU_EXPORT long hmmu_mmap(struct hmmu_mm *mm, unsigned long addr, size_t len, int prot,
 			   int flags, int fd, off_t offset);
@@ -182,6 +234,97 @@ HMMU_EXPORT int hmmu_mprotect(struct hmmu_mm *mm, unsigned long addr, size_t len
  * parts are still advised).
  */
 HMMU_EXPORT int hmmu_madvise(struct hmmu_mm *mm, unsigned long addr, size_t len, int advice);
+
+/**
+ * hmmu_mremap() - resize and/or move the mapping at [old_addr, old_addr +
+ * old_len), like mremap(2).
+ * @flags: 0, MREMAP_MAYMOVE, MREMAP_MAYMOVE | MREMAP_FIXED (move to exactly
+ *         @new_addr, replacing what is there).
+ *
+ * Shrinking unmaps the tail.  Growing extends in place when the space above
+ * is free, else (MREMAP_MAYMOVE) moves.  A move carries every entry as it
+ * is, present or not (device-private, device-exclusive and migration
+ * entries move with the range and keep their references), inside an UNMAP
+ * invalidation of the old range; huge entries move whole when source and
+ * destination are 2 MiB aligned, else are split.  Hugetlb mappings need
+ * 2 MiB aligned addresses and lengths.  Takes the mmap_lock for write.
+ * Returns the new address, or -EINVAL (unaligned address, zero new
+ * length, unknown flags, MREMAP_FIXED without MREMAP_MAYMOVE, overlapping
+ * fixed ranges, zero old length), -EFAULT (the old range is not inside one
+ * VMA, or a special mapping would grow), -ENOMEM (cannot grow in place
+ * without MREMAP_MAYMOVE, no free range, out of memory).
+ */
+HMMU_EXPORT long hmmu_mremap(struct hmmu_mm *mm, unsigned long old_addr, size_t old_len, size_t new_len,
+			     int flags, unsigned long new_addr);
+
+/**
+ * hmmu_msync() - write the shared file pages of [addr, addr + len) that were
+ * written through any mapping back to their file, like msync(2).
+ * @flags: MS_ASYNC or MS_SYNC (both write back before returning; MS_SYNC
+ *         also fsyncs the file), optionally MS_INVALIDATE (accepted).
+ *
+ * Takes the mmap_lock for read.  Returns 0, -EINVAL (unaligned @addr,
+ * unknown flags, MS_ASYNC with MS_SYNC), -ENOMEM (part of the range
+ * unmapped; the mapped parts are synced) or -EIO (a write to the file
+ * failed).
+ */
+HMMU_EXPORT int hmmu_msync(struct hmmu_mm *mm, unsigned long addr, size_t len, int flags);
+
+/**
+ * hmmu_fork() - duplicate an address space, like fork(2) does.
+ * @mm: the parent; the caller holds a user reference.
+ * @childp: receives the child with one user reference.
+ *
+ * The child gets a copy of every VMA except those marked HMMU_VM_DONTCOPY.
+ * Private anonymous pages become shared copy-on-write: the parent's entries
+ * are write-protected inside one PROTECTION_PAGE invalidation per VMA, and
+ * the first write on either side copies the page (or reuses it when the
+ * other side is gone).  A page that may be DMA-pinned is copied at once for
+ * the child, so the pin keeps seeing the parent's memory.  Shared mappings
+ * stay shared; special mappings copy their entries.  Notifier
+ * subscriptions are not inherited.  Takes the parent's mmap_lock for
+ * write.  Returns 0, -EINVAL (NULL argument) or -ENOMEM.
+ */
+HMMU_EXPORT int hmmu_fork(struct hmmu_mm *mm, struct hmmu_mm **childp);
+
+/*
+ * Special mappings: a driver maps its own memory into an mm.
+ *
+ * hmmu_mmap_special() creates a VMA as hmmu_mmap() would (MAP_PRIVATE or
+ * MAP_SHARED, no MAP_ANONYMOUS, no @fd), then calls @mmap_hook(vma, @arg)
+ * with the mmap_lock held for write: the hook sets vma->vm_ops and
+ * vma->vm_private_data, and may fill entries at once with the insert calls
+ * below.  A hook that fails (negative errno) has the VMA removed, along
+ * with anything it inserted, and its error returned.
+ */
+typedef int hmmu_mmap_hook_t(struct hmmu_vma *vma, void *arg);
+HMMU_EXPORT long hmmu_mmap_special(struct hmmu_mm *mm, unsigned long addr, size_t len, int prot, int flags,
+				   unsigned long pgoff, hmmu_mmap_hook_t *mmap_hook, void *arg);
+
+/**
+ * hmmu_vm_insert_page() - map @page (a driver's page: not anonymous, not a
+ * page-cache page) at @addr of @vma, taking a reference and a mapcount that
+ * the mapping owns; marks the VMA HMMU_VM_MIXEDMAP unless it is PFNMAP.
+ * The entry is read-only in a private mapping (a write copies the page).
+ * hmmu_vmf_insert_pfn() - map the raw frame @pfn at @addr of a PFNMAP VMA:
+ * a special entry, no reference, not visible to GUP or hmm_range_fault.
+ * hmmu_vmf_insert_mixed() - the same in a MIXEDMAP VMA.
+ * hmmu_remap_pfn_range() - map @size bytes of frames from @pfn at @addr:
+ * marks the VMA HMMU_VM_PFNMAP | HMMU_VM_IO | HMMU_VM_DONTEXPAND and
+ * inserts special entries.
+ *
+ * The caller holds the mmap_lock (write from an mmap hook, read from a fault
+ * hook).  insert_page returns 0, -EINVAL (address outside the VMA, PFNMAP
+ * VMA, anonymous page), -EBUSY (an entry is already there) or -ENOMEM.  The
+ * vmf calls return HMMU_VM_FAULT_NOPAGE (also when the entry was already
+ * filled by a racing fault), HMMU_VM_FAULT_SIGBUS (bad address or pfn) or
+ * HMMU_VM_FAULT_OOM.  remap_pfn_range returns 0, -EINVAL or -ENOMEM.
+ */
+HMMU_EXPORT int hmmu_vm_insert_page(struct hmmu_vma *vma, unsigned long addr, struct hmmu_page *page);
+HMMU_EXPORT hmmu_vm_fault_t hmmu_vmf_insert_pfn(struct hmmu_vma *vma, unsigned long addr, unsigned long pfn);
+HMMU_EXPORT hmmu_vm_fault_t hmmu_vmf_insert_mixed(struct hmmu_vma *vma, unsigned long addr, unsigned long pfn);
+HMMU_EXPORT int hmmu_remap_pfn_range(struct hmmu_vma *vma, unsigned long addr, unsigned long pfn,
+				     unsigned long size);
 
 /**
  * hmmu_find_vma() - the first VMA with vm_end > @addr, or NULL.

@@ -34,7 +34,9 @@ static int hmmu_access_page(struct hmmu_vma *vma, unsigned long addr, char *buf,
 	if (!(vma->vm_flags & (write ? HMMU_VM_WRITE : HMMU_VM_READ)))
 		return -EFAULT;
 	for (;;) {
-		page = hmmu_follow_page_lock(mm, addr, write, &pt, &ptep);
+		page = hmmu_follow_page_lock(mm, addr, HMMU_FOLLOW_SPECIAL | (write ? HMMU_FOLL_WRITE : 0), &pt, &ptep);
+		if (hmmu_is_err(page))
+			return -EFAULT;		/* a frame the CPU cannot address */
 		if (page) {
 			char *p = (char *)hmmu_page_address(page) + (addr & ~HMMU_PAGE_MASK);
 

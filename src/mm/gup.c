@@ -35,8 +35,10 @@ static long hmmu_gup_one(struct hmmu_mm *mm, unsigned long addr, unsigned int gu
 	if (!hmmu_gup_vma_ok(vma, gup_flags))
 		return -EFAULT;
 	for (;;) {
-		struct hmmu_page *page = hmmu_follow_page_lock(mm, addr, write, &pt, &ptep);
+		struct hmmu_page *page = hmmu_follow_page_lock(mm, addr, gup_flags & HMMU_FOLL_WRITE, &pt, &ptep);
 
+		if (hmmu_is_err(page))
+			return -EFAULT;		/* special entry: no struct page to hand out */
 		if (page) {
 			hmmu_gup_grab(page, gup_flags);
 			hmmu_pt_unlock(pt);

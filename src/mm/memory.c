@@ -39,8 +39,8 @@ struct hmmu_page *hmmu_alloc_page_vma(struct hmmu_vma *vma, unsigned long addr)
 	return hmmu_alloc_page(HMMU_GFP_HIGHUSER_MOVABLE);
 }
 
-/* A new anonymous page for @f: zeroed, or a copy of @src (may be NULL). */
-static struct hmmu_page *hmmu_fault_new_page(struct hmmu_fault *f, struct hmmu_page *src)
+/* A new anonymous page for @f: zeroed, or a copy of the bytes at @src (may be NULL). */
+static struct hmmu_page *hmmu_fault_new_page(struct hmmu_fault *f, const void *src)
 {
 	struct hmmu_page *page;
 
@@ -50,7 +50,7 @@ static struct hmmu_page *hmmu_fault_new_page(struct hmmu_fault *f, struct hmmu_p
 	if (!page)
 		return NULL;
 	if (src)
-		memcpy(hmmu_page_address(page), hmmu_page_address(src), HMMU_PAGE_SIZE);
+		memcpy(hmmu_page_address(page), src, HMMU_PAGE_SIZE);
 	else
 		memset(hmmu_page_address(page), 0, HMMU_PAGE_SIZE);
 	/* Contents are published with the entry's release store (hmmu_pte_set). */
@@ -58,30 +58,47 @@ static struct hmmu_page *hmmu_fault_new_page(struct hmmu_fault *f, struct hmmu_p
 	return page;
 }
 
-/* Read of an empty entry maps the zero page; write maps a new zeroed page. */
-static hmmu_vm_fault_t hmmu_do_anonymous_page(struct hmmu_fault *f)
+static hmmu_pte_t hmmu_fault_pte(struct hmmu_page *page, bool write)
 {
-	struct hmmu_mm *mm = f->vma->vm_mm;
-	struct hmmu_page *page = NULL;
+	return hmmu_pfn_pte(hmmu_page_to_pfn(page),
+			    HMMU_PTE_YOUNG | (write ? HMMU_PTE_WRITE | HMMU_PTE_DIRTY : 0));
+}
 
-	if (hmmu_fault_write(f)) {
-		page = hmmu_fault_new_page(f, NULL);
-		if (!page)
-			return HMMU_VM_FAULT_OOM;
-	}
+/*
+ * Map @page, whose reference the caller hands over, at the empty entry of
+ * @f: a new anonymous page (@anon: writable, exclusive) or a page-cache
+ * page (writable iff @write).  Loses quietly to a racing fault.
+ */
+static hmmu_vm_fault_t hmmu_fault_map_page(struct hmmu_fault *f, struct hmmu_page *page, bool anon, bool write)
+{
 	hmmu_pt_lock(f->pt);
 	if (!hmmu_pte_none(hmmu_pte_read(f->ptep))) {
 		/* Another thread filled it first: its result stands. */
 		hmmu_pt_unlock(f->pt);
-		if (page)
-			hmmu_put_page(page);
+		hmmu_put_page(page);
 		return 0;
 	}
-	if (page) {
+	if (anon)
 		hmmu_page_add_new_anon_rmap(page, f->vma, f->address, false);
-		hmmu_pte_set(f->pt, f->ptep,
-			     hmmu_pfn_pte(hmmu_page_to_pfn(page), HMMU_PTE_WRITE | HMMU_PTE_DIRTY | HMMU_PTE_YOUNG));
-	} else {
+	else
+		hmmu_page_add_file_rmap(page);
+	hmmu_pte_set(f->pt, f->ptep, hmmu_fault_pte(page, anon || write));
+	hmmu_pt_unlock(f->pt);
+	return 0;
+}
+
+/* Read of an empty entry maps the zero page; write maps a new zeroed page. */
+static hmmu_vm_fault_t hmmu_do_anonymous_page(struct hmmu_fault *f)
+{
+	struct hmmu_mm *mm = f->vma->vm_mm;
+	struct hmmu_page *page;
+
+	if (hmmu_fault_write(f)) {
+		page = hmmu_fault_new_page(f, NULL);
+		return page ? hmmu_fault_map_page(f, page, true, true) : HMMU_VM_FAULT_OOM;
+	}
+	hmmu_pt_lock(f->pt);
+	if (hmmu_pte_none(hmmu_pte_read(f->ptep))) {
 		hmmu_pte_set(f->pt, f->ptep, hmmu_pfn_pte(hmmu_page_to_pfn(hmmu_zero_page()), HMMU_PTE_YOUNG));
 		atomic_fetch_add_explicit(&mm->nr_zero_faults, 1, memory_order_relaxed);
 	}
@@ -90,14 +107,16 @@ static hmmu_vm_fault_t hmmu_do_anonymous_page(struct hmmu_fault *f)
 }
 
 /*
- * Replace the read-only entry @orig (the zero page, or a page shared with
- * others) by a private writable copy.  @old is the mapped page with a
- * reference the caller took, or NULL for the zero page; it is dropped here.
+ * Replace the read-only entry @orig (the zero page, a page shared with
+ * others, a page-cache page or a special frame) by a private writable copy
+ * of its bytes.  @old is the mapped page with a reference the caller took,
+ * or NULL (zero page, special frame); it is dropped here.
  */
 static hmmu_vm_fault_t hmmu_wp_page_copy(struct hmmu_fault *f, hmmu_pte_t orig, struct hmmu_page *old)
 {
 	struct hmmu_mm *mm = f->vma->vm_mm;
-	struct hmmu_page *page = hmmu_fault_new_page(f, old);
+	const void *src = hmmu_page_address(hmmu_pfn_to_page(hmmu_pte_pfn(orig)));
+	struct hmmu_page *page = hmmu_fault_new_page(f, hmmu_is_zero_pfn(hmmu_pte_pfn(orig)) ? NULL : src);
 	struct hmmu_notifier_range range;
 
 	if (!page) {
@@ -112,8 +131,7 @@ static hmmu_vm_fault_t hmmu_wp_page_copy(struct hmmu_fault *f, hmmu_pte_t orig, 
 		hmmu_put_page(page);
 	} else {
 		hmmu_page_add_new_anon_rmap(page, f->vma, f->address, false);
-		hmmu_pte_set(f->pt, f->ptep,
-			     hmmu_pfn_pte(hmmu_page_to_pfn(page), HMMU_PTE_WRITE | HMMU_PTE_DIRTY | HMMU_PTE_YOUNG));
+		hmmu_pte_set(f->pt, f->ptep, hmmu_fault_pte(page, true));
 		hmmu_notifier_invalidate_range(mm, f->address, f->address + HMMU_PAGE_SIZE);
 		if (old) {
 			hmmu_page_remove_rmap(old, false);
@@ -146,12 +164,31 @@ static bool hmmu_wp_can_reuse(struct hmmu_page *page)
 	return true;
 }
 
-/* Write to a present, write-protected entry of a writable VMA. */
+/*
+ * Write to a present, write-protected entry of a shared writable VMA: no
+ * copy; the page becomes dirty (it is written back from now on) and the
+ * entry writable.
+ */
+static hmmu_vm_fault_t hmmu_wp_page_shared(struct hmmu_fault *f, hmmu_pte_t orig)
+{
+	hmmu_pt_lock(f->pt);
+	if (hmmu_pte_read(f->ptep) == orig) {
+		if (!hmmu_pte_special(orig))
+			hmmu_page_set_flag(hmmu_pfn_to_page(hmmu_pte_pfn(orig)), HMMU_PG_dirty);
+		hmmu_pte_set(f->pt, f->ptep, orig | HMMU_PTE_WRITE | HMMU_PTE_DIRTY | HMMU_PTE_YOUNG);
+	}
+	hmmu_pt_unlock(f->pt);
+	return 0;
+}
+
+/* Write to a present, write-protected entry of a private writable VMA. */
 static hmmu_vm_fault_t hmmu_do_wp_page(struct hmmu_fault *f, hmmu_pte_t orig)
 {
 	struct hmmu_page *page;
 
-	if (hmmu_is_zero_pfn(hmmu_pte_pfn(orig)))
+	if (f->vma->vm_flags & HMMU_VM_SHARED)
+		return hmmu_wp_page_shared(f, orig);
+	if (hmmu_is_zero_pfn(hmmu_pte_pfn(orig)) || hmmu_pte_special(orig))
 		return hmmu_wp_page_copy(f, orig, NULL);
 	page = hmmu_pfn_to_page(hmmu_pte_pfn(orig));
 	hmmu_pt_lock(f->pt);
@@ -202,12 +239,65 @@ static hmmu_vm_fault_t hmmu_do_swap_entry(struct hmmu_fault *f, hmmu_pte_t orig)
 	return HMMU_VM_FAULT_SIGBUS;
 }
 
+/* A driver mapping's empty entry: its vm_ops->fault fills it. */
+static hmmu_vm_fault_t hmmu_do_driver_fault(struct hmmu_fault *f)
+{
+	struct hmmu_vm_fault vmf = {
+		.vma = f->vma,
+		.address = f->address,
+		.pgoff = hmmu_linear_page_index(f->vma, f->address),
+		.flags = f->flags,
+	};
+	hmmu_vm_fault_t ret;
+
+	if (!f->vma->vm_ops || !f->vma->vm_ops->fault)
+		return HMMU_VM_FAULT_SIGBUS;
+	ret = f->vma->vm_ops->fault(&vmf);
+	return ret & HMMU_VM_FAULT_ERROR;	/* NOPAGE: filled (or raced); the caller retries */
+}
+
+/*
+ * An empty entry of a file or shmem VMA: map the cached page (read-only,
+ * except in a writable shmem mapping, which needs no write notification),
+ * copy it into a new anonymous page (private write), or map it writable
+ * and dirty (shared write).
+ */
+static hmmu_vm_fault_t hmmu_do_file_fault(struct hmmu_fault *f)
+{
+	struct hmmu_vma *vma = f->vma;
+	bool shared = vma->vm_flags & HMMU_VM_SHARED;
+	struct hmmu_page *page, *copy;
+	bool write;
+	int err = hmmu_filemap_get_page(vma->vm_file, hmmu_linear_page_index(vma, f->address), &page);
+
+	if (err)
+		return err == -ENOMEM ? HMMU_VM_FAULT_OOM : HMMU_VM_FAULT_SIGBUS;
+	if (hmmu_fault_write(f) && !shared) {
+		copy = hmmu_fault_new_page(f, hmmu_page_address(page));
+		hmmu_put_page(page);
+		if (!copy)
+			return HMMU_VM_FAULT_OOM;
+		atomic_fetch_add_explicit(&vma->vm_mm->nr_cow_faults, 1, memory_order_relaxed);
+		return hmmu_fault_map_page(f, copy, true, true);
+	}
+	write = shared && (hmmu_fault_write(f) ||
+			   ((vma->vm_flags & HMMU_VM_WRITE) && hmmu_file_is_shmem(vma->vm_file)));
+	if (hmmu_fault_write(f))
+		hmmu_page_set_flag(page, HMMU_PG_dirty);
+	return hmmu_fault_map_page(f, page, false, write);
+}
+
 static hmmu_vm_fault_t hmmu_handle_pte_fault(struct hmmu_fault *f)
 {
 	hmmu_pte_t e = hmmu_pte_read(f->ptep);
 
-	if (hmmu_pte_none(e))
-		return hmmu_do_anonymous_page(f);
+	if (hmmu_pte_none(e)) {
+		if (hmmu_vma_is_anonymous(f->vma))
+			return hmmu_do_anonymous_page(f);
+		if (f->vma->vm_file)
+			return hmmu_do_file_fault(f);
+		return hmmu_do_driver_fault(f);
+	}
 	if (!hmmu_pte_present(e))
 		return hmmu_do_swap_entry(f, e);
 	if (hmmu_fault_write(f) && !hmmu_pte_write(e))
@@ -234,7 +324,7 @@ static bool hmmu_vma_thp_eligible(const struct hmmu_vma *vma, unsigned long addr
 /*
  * Write fault on an empty PMD of a huge-page VMA: map a zeroed order-9
  * compound page with one PMD entry.  A PTE table is allocated with it and
- * kept in head->private (deposited), so a later split cannot fail.
+ * deposited with the PMD table, so a later split cannot fail.
  */
 static hmmu_vm_fault_t hmmu_do_huge_anonymous_page(struct hmmu_fault *f)
 {
@@ -253,7 +343,6 @@ static hmmu_vm_fault_t hmmu_do_huge_anonymous_page(struct hmmu_fault *f)
 		hmmu_put_page(page);
 		return HMMU_FAULT_FALLBACK;
 	}
-	page->private = (unsigned long)deposit;
 	hmmu_page_set_flag(page, HMMU_PG_uptodate);
 	hmmu_page_add_new_anon_rmap(page, f->vma, haddr, true);
 	val = hmmu_pfn_pte(hmmu_page_to_pfn(page), HMMU_PTE_HUGE | HMMU_PTE_WRITE | HMMU_PTE_DIRTY | HMMU_PTE_YOUNG);
@@ -261,12 +350,12 @@ static hmmu_vm_fault_t hmmu_do_huge_anonymous_page(struct hmmu_fault *f)
 	/* Compare-and-swap: a PTE table may be populated lock-free meanwhile. */
 	if (__atomic_compare_exchange_n(f->pmdp, &expected, val, false, __ATOMIC_RELEASE, __ATOMIC_RELAXED)) {
 		atomic_fetch_add_explicit(&f->pmd_pt->nr_used, 1, memory_order_relaxed);
+		hmmu_pgtable_deposit(f->pmd_pt, deposit);
 		page = NULL;
 	}
 	hmmu_pt_unlock(f->pmd_pt);
 	if (page) {	/* lost the race: undo */
 		hmmu_page_remove_rmap(page, true);
-		page->private = 0;
 		hmmu_pt_free(NULL, deposit);
 		hmmu_put_page(page);
 	}
@@ -307,18 +396,16 @@ int hmmu_split_huge_pmd(struct hmmu_vma *vma, struct hmmu_pt *pmd_pt, hmmu_pte_t
 	unsigned long haddr = addr & HMMU_PMD_MASK;
 	struct hmmu_mm *mm = vma->vm_mm;
 	struct hmmu_notifier_range range;
-	struct hmmu_page *head;
 	struct hmmu_pt *pt;
 	hmmu_pte_t pmd;
 
 	hmmu_mmap_assert_locked(mm);
+	HMMU_BUG_ON(hmmu_vma_is_hugetlb(vma));
 	hmmu_notify_start(&range, HMMU_NOTIFY_CLEAR, mm, haddr, haddr + HMMU_PMD_SIZE);
 	hmmu_pt_lock(pmd_pt);
 	pmd = hmmu_pte_read(pmdp);
 	if (hmmu_pmd_leaf(pmd)) {
-		head = hmmu_pfn_to_page(hmmu_pte_pfn(pmd));
-		pt = (struct hmmu_pt *)head->private;
-		head->private = 0;
+		pt = hmmu_pgtable_withdraw(pmd_pt);
 		hmmu_huge_fill_ptes(pt, pmd);
 		atomic_fetch_add_explicit(&mm->nr_pgtables, 1, memory_order_relaxed);
 		/* Release: the filled table is visible before the PMD points at it. */
@@ -399,11 +486,12 @@ hmmu_vm_fault_t hmmu_handle_mm_fault(struct hmmu_vma *vma, unsigned long addr, u
 	if (!vma || addr < vma->vm_start || addr >= vma->vm_end || !hmmu_fault_allowed(vma, flags))
 		return HMMU_VM_FAULT_SIGSEGV;
 	hmmu_mmap_assert_locked(vma->vm_mm);
-	/* Shared, file-backed and special mappings bring their own fault
-	 * paths; a reaped mm's memory is gone for good. */
-	if (!hmmu_vma_is_anonymous(vma) || atomic_load(&vma->vm_mm->flags) & HMMU_MMF_UNSTABLE)
+	/* A reaped mm's memory is gone for good. */
+	if (atomic_load(&vma->vm_mm->flags) & HMMU_MMF_UNSTABLE)
 		return HMMU_VM_FAULT_SIGBUS;
 	atomic_fetch_add_explicit(&vma->vm_mm->nr_faults, 1, memory_order_relaxed);
+	if (hmmu_vma_is_hugetlb(vma))
+		return hmmu_hugetlb_fault(vma, addr, flags);
 	f.pmdp = hmmu_pmd_lookup(vma->vm_mm, f.address, true, &f.pmd_pt);
 	if (!f.pmdp)
 		return HMMU_VM_FAULT_OOM;
@@ -473,6 +561,7 @@ static int hmmu_zap_pte_range(hmmu_pte_t *ptep, unsigned long addr, unsigned lon
 /* A huge leaf in the zap range: clear it whole, or split it first. */
 static int hmmu_zap_pmd_entry(hmmu_pte_t *pmdp, unsigned long addr, unsigned long end, struct hmmu_mm_walk *walk)
 {
+	struct hmmu_pt *deposit;
 	struct hmmu_page *head;
 	hmmu_pte_t pmd;
 	int err;
@@ -489,10 +578,11 @@ static int hmmu_zap_pmd_entry(hmmu_pte_t *pmdp, unsigned long addr, unsigned lon
 	hmmu_pte_set(walk->pt, pmdp, 0);
 	head = hmmu_pfn_to_page(hmmu_pte_pfn(pmd));
 	hmmu_page_remove_rmap(head, true);
+	deposit = hmmu_vma_is_hugetlb(walk->vma) ? NULL : hmmu_pgtable_withdraw(walk->pt);
 	hmmu_notifier_invalidate_range(walk->mm, addr, end);
 	hmmu_pt_unlock(walk->pt);
-	hmmu_pt_free(NULL, (struct hmmu_pt *)head->private);
-	head->private = 0;
+	if (deposit)
+		hmmu_pt_free(NULL, deposit);
 	hmmu_put_page(head);
 	return 0;
 }
@@ -597,7 +687,7 @@ void hmmu_change_protection(struct hmmu_vma *vma, unsigned long start, unsigned 
 /* Following an entry (CPU access, GUP)                                */
 /* ------------------------------------------------------------------ */
 
-struct hmmu_page *hmmu_follow_page_lock(struct hmmu_mm *mm, unsigned long addr, bool write,
+struct hmmu_page *hmmu_follow_page_lock(struct hmmu_mm *mm, unsigned long addr, unsigned int foll,
 					struct hmmu_pt **ptp, hmmu_pte_t **ptep)
 {
 	bool huge;
@@ -608,11 +698,15 @@ struct hmmu_page *hmmu_follow_page_lock(struct hmmu_mm *mm, unsigned long addr, 
 	if (!ep)
 		return NULL;
 	e = hmmu_pte_read(ep);
-	if (!hmmu_pte_present(e) || hmmu_pte_special(e) || (write && !hmmu_pte_write(e))) {
+	if (!hmmu_pte_present(e) || ((foll & HMMU_FOLL_WRITE) && !hmmu_pte_write(e))) {
 		hmmu_pt_unlock(*ptp);
 		return NULL;
 	}
 	pfn = hmmu_pte_pfn(e) + (huge ? (addr & ~HMMU_PMD_MASK) >> HMMU_PAGE_SHIFT : 0);
+	if (hmmu_pte_special(e) && (!(foll & HMMU_FOLLOW_SPECIAL) || !hmmu_page_address(hmmu_pfn_to_page(pfn)))) {
+		hmmu_pt_unlock(*ptp);
+		return hmmu_err_ptr(-EFAULT);
+	}
 	*ptep = ep;
 	return hmmu_pfn_to_page(pfn);
 }

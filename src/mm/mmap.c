@@ -5,9 +5,15 @@
  */
 #include "internal.h"
 
+#include <fcntl.h>
+
 #define HMMU_PROT_MASK (PROT_READ | PROT_WRITE | PROT_EXEC)
+/* MAP_HUGETLB may carry log2 of the page size in bits 26..31: 0 or 21 here. */
+#define HMMU_MAP_HUGE_SHIFT 26
+#define HMMU_MAP_HUGE_MASK (0x3f << HMMU_MAP_HUGE_SHIFT)
 #define HMMU_MAP_KNOWN                                                                       \
-	(MAP_SHARED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_FIXED_NOREPLACE | MAP_NORESERVE)
+	(MAP_SHARED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_FIXED_NOREPLACE | MAP_NORESERVE | \
+	 MAP_HUGETLB | HMMU_MAP_HUGE_MASK)
 
 static unsigned long hmmu_prot_to_vm_flags(int prot)
 {
@@ -41,14 +47,21 @@ static int hmmu_do_munmap(struct hmmu_mm *mm, unsigned long start, unsigned long
 	struct hmmu_vma *vma = hmmu_find_vma(mm, start), *next;
 	struct hmmu_notifier_range range;
 	struct hmmu_vma *last;
+	int err;
 
 	if (!vma || vma->vm_start >= end)
 		return 0;
-	if (vma->vm_start < start && hmmu_vma_split(mm, vma, start))
-		return -ENOMEM;
+	if (vma->vm_start < start) {
+		err = hmmu_vma_split(mm, vma, start);
+		if (err)
+			return err;
+	}
 	last = hmmu_find_vma(mm, end - 1);
-	if (last && last->vm_start < end && last->vm_end > end && hmmu_vma_split(mm, last, end))
-		return -ENOMEM;
+	if (last && last->vm_start < end && last->vm_end > end) {
+		err = hmmu_vma_split(mm, last, end);
+		if (err)
+			return err;
+	}
 	vma = hmmu_find_vma(mm, start);
 	hmmu_notify_start(&range, HMMU_NOTIFY_UNMAP, mm, start, end);
 	for (next = vma; next && next->vm_start < end; next = hmmu_vma_next(next))
@@ -65,27 +78,52 @@ static int hmmu_do_munmap(struct hmmu_mm *mm, unsigned long start, unsigned long
 }
 
 /* Check mmap's arguments; 0 or the errno hmmu_mmap() documents. */
-static int hmmu_mmap_check(struct hmmu_mm *mm, unsigned long addr, size_t len, int prot, int flags, int fd)
+static int hmmu_mmap_check(struct hmmu_mm *mm, unsigned long addr, size_t len, int prot, int flags,
+			   off_t offset)
 {
+	unsigned int huge_bits = ((unsigned int)flags & HMMU_MAP_HUGE_MASK) >> HMMU_MAP_HUGE_SHIFT;
+
 	if (!mm || !len || len > HMMU_TASK_SIZE || prot & ~HMMU_PROT_MASK || flags & ~HMMU_MAP_KNOWN)
+		return -EINVAL;
+	/* MAP_SHARED_VALIDATE (both bits) is MAP_SHARED: unknown flags fail anyway. */
+	if (!(flags & (MAP_SHARED | MAP_PRIVATE)))
 		return -EINVAL;
 	if ((flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) && addr & ~HMMU_PAGE_MASK)
 		return -EINVAL;
-	if (flags & MAP_SHARED || !(flags & MAP_ANONYMOUS) || fd != -1)
-		return -EOPNOTSUPP;
-	if (!(flags & MAP_PRIVATE))
+	if (offset < 0 || offset & ~HMMU_PAGE_MASK)
 		return -EINVAL;
+	if (huge_bits && (!(flags & MAP_HUGETLB) || huge_bits != HMMU_PMD_SHIFT))
+		return -EINVAL;
+	if (flags & MAP_HUGETLB) {
+		if (flags & MAP_SHARED || !(flags & MAP_ANONYMOUS))
+			return -EOPNOTSUPP;
+		if ((flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) && addr & ~HMMU_PMD_MASK)
+			return -EINVAL;
+	}
+	if ((unsigned long)offset > HMMU_TASK_SIZE || len > ~0UL - (unsigned long)offset)
+		return -EOVERFLOW;
 	return 0;
 }
 
-/* Choose the range for a new mapping (mmap_lock held for write). */
-static long hmmu_mmap_place(struct hmmu_mm *mm, unsigned long addr, unsigned long len, int flags)
+/*
+ * Choose the range for a new mapping (mmap_lock held for write): @len
+ * bytes aligned to @align (a power of two, at least a page).
+ */
+static long hmmu_mmap_place(struct hmmu_mm *mm, unsigned long addr, unsigned long len, int flags,
+			    unsigned long align)
 {
 	struct hmmu_vma *vma;
+	long start;
 	int err;
 
-	if (!(flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)))
-		return hmmu_get_unmapped_area(mm, addr, len);
+	if (!(flags & (MAP_FIXED | MAP_FIXED_NOREPLACE))) {
+		start = hmmu_get_unmapped_area(mm, align > HMMU_PAGE_SIZE ? HMMU_ALIGN_UP(addr, align) : addr, len);
+		if (start < 0 || !((unsigned long)start & (align - 1)))
+			return start;
+		/* The lowest gap with room for an aligned start. */
+		start = hmmu_get_unmapped_area(mm, 0, len + align - HMMU_PAGE_SIZE);
+		return start < 0 ? start : (long)HMMU_ALIGN_UP((unsigned long)start, align);
+	}
 	if (addr > HMMU_TASK_SIZE - len)
 		return -ENOMEM;
 	if (flags & MAP_FIXED_NOREPLACE) {
@@ -96,33 +134,143 @@ static long hmmu_mmap_place(struct hmmu_mm *mm, unsigned long addr, unsigned lon
 	return err ? err : (long)addr;
 }
 
-long hmmu_mmap(struct hmmu_mm *mm, unsigned long addr, size_t len, int prot, int flags, int fd, off_t offset)
-{
-	struct hmmu_vma *vma;
-	long start;
-	int err = hmmu_mmap_check(mm, addr, len, prot, flags, fd);
+/* What a new mapping is to be; filled by the mmap front ends. */
+struct hmmu_mmap_req {
+	unsigned long addr, len, align;
+	int flags;			/* MAP_* (placement) */
+	unsigned long vm_flags, pgoff;
+	struct hmmu_file *file;		/* a reference handed to the VMA */
+	hmmu_mmap_hook_t *hook;		/* special mappings */
+	void *arg;
+};
 
-	if (err)
-		return err;
-	len = HMMU_ALIGN_UP(len, HMMU_PAGE_SIZE);
-	vma = hmmu_vma_alloc(mm);
-	if (!vma)
+/* Remove the VMA of a failed mmap hook and whatever the hook mapped. */
+static void hmmu_mmap_undo(struct hmmu_mm *mm, struct hmmu_vma *vma)
+{
+	unsigned long start = vma->vm_start, end = vma->vm_end;
+
+	hmmu_zap_range_notify(vma, start, end, HMMU_NOTIFY_UNMAP);
+	hmmu_free_pgtables(mm, start, end);
+	hmmu_vma_unlink(mm, vma);
+	vma->vm_ops = NULL;	/* no close for a mapping that never opened */
+	hmmu_vma_free(vma);
+}
+
+/*
+ * Create the VMA @req describes (mmap_lock taken for write here): place
+ * it, link it, run the driver's hook, merge.  Consumes req->file's
+ * reference.  Returns the start address or a negative errno.
+ */
+static long hmmu_mmap_region(struct hmmu_mm *mm, struct hmmu_mmap_req *req)
+{
+	struct hmmu_vma *vma = hmmu_vma_alloc(mm);
+	long start;
+	int err;
+
+	if (!vma) {
+		if (req->file)
+			hmmu_file_put(req->file);
 		return -ENOMEM;
+	}
+	vma->vm_file = req->file;
 	hmmu_mmap_write_lock(mm);
-	start = hmmu_mmap_place(mm, addr, len, flags);
+	start = hmmu_mmap_place(mm, req->addr, req->len, req->flags, req->align);
 	if (start < 0) {
 		hmmu_mmap_write_unlock(mm);
 		hmmu_vma_free(vma);
 		return start;
 	}
 	vma->vm_start = (unsigned long)start;
-	vma->vm_end = (unsigned long)start + len;
-	vma->vm_pgoff = (unsigned long)start >> HMMU_PAGE_SHIFT;
-	vma->vm_flags = hmmu_prot_to_vm_flags(prot) | HMMU_VM_MAYREAD | HMMU_VM_MAYWRITE | HMMU_VM_MAYEXEC;
+	vma->vm_end = (unsigned long)start + req->len;
+	vma->vm_pgoff = req->pgoff == ~0UL ? (unsigned long)start >> HMMU_PAGE_SHIFT : req->pgoff;
+	vma->vm_flags = req->vm_flags;
 	hmmu_vma_link(mm, vma);
-	hmmu_vma_merge(mm, vma);
+	err = req->hook ? req->hook(vma, req->arg) : 0;
+	if (err)
+		hmmu_mmap_undo(mm, vma);
+	else
+		hmmu_vma_merge(mm, vma);
 	hmmu_mmap_write_unlock(mm);
-	return start;
+	return err ? err : start;
+}
+
+/* The VMA flags of a new mapping; -EACCES if @fd's mode forbids it. */
+static long hmmu_mmap_vm_flags(int prot, int flags, int fd)
+{
+	unsigned long vm_flags = hmmu_prot_to_vm_flags(prot) | HMMU_VM_MAYREAD | HMMU_VM_MAYWRITE | HMMU_VM_MAYEXEC;
+	int mode = O_RDWR;
+
+	if (!(flags & MAP_ANONYMOUS)) {
+		mode = fcntl(fd, F_GETFL);
+		if (mode < 0)
+			return -EBADF;
+		mode &= O_ACCMODE;
+		if (mode == O_WRONLY)
+			return -EACCES;
+	}
+	if (flags & MAP_SHARED) {
+		vm_flags |= HMMU_VM_SHARED | HMMU_VM_MAYSHARE;
+		if (mode != O_RDWR) {
+			if (prot & PROT_WRITE)
+				return -EACCES;
+			vm_flags &= ~HMMU_VM_MAYWRITE;
+		}
+	}
+	if (flags & MAP_HUGETLB)
+		vm_flags |= HMMU_VM_HUGETLB;
+	return (long)vm_flags;
+}
+
+long hmmu_mmap(struct hmmu_mm *mm, unsigned long addr, size_t len, int prot, int flags, int fd, off_t offset)
+{
+	struct hmmu_mmap_req req = { .addr = addr, .flags = flags, .align = HMMU_PAGE_SIZE, .pgoff = ~0UL };
+	long vm_flags;
+	int err = hmmu_mmap_check(mm, addr, len, prot, flags, offset);
+
+	if (err)
+		return err;
+	if (flags & MAP_SHARED)
+		flags &= ~MAP_PRIVATE;	/* MAP_SHARED_VALIDATE */
+	if (flags & MAP_HUGETLB)
+		req.align = HMMU_PMD_SIZE;
+	req.len = HMMU_ALIGN_UP(len, req.align);
+	vm_flags = hmmu_mmap_vm_flags(prot, flags, fd);
+	if (vm_flags < 0)
+		return vm_flags;
+	req.vm_flags = (unsigned long)vm_flags;
+	if (!(flags & MAP_ANONYMOUS)) {
+		err = hmmu_file_open_fd(fd, &req.file);
+		req.pgoff = (unsigned long)offset >> HMMU_PAGE_SHIFT;
+	} else if (flags & MAP_SHARED) {
+		err = hmmu_shmem_file_create(req.len, &req.file);
+		req.pgoff = 0;
+	}
+	return err ? err : hmmu_mmap_region(mm, &req);
+}
+
+long hmmu_mmap_special(struct hmmu_mm *mm, unsigned long addr, size_t len, int prot, int flags,
+		       unsigned long pgoff, hmmu_mmap_hook_t *mmap_hook, void *arg)
+{
+	struct hmmu_mmap_req req = {
+		.addr = addr, .flags = flags, .align = HMMU_PAGE_SIZE, .pgoff = pgoff, .hook = mmap_hook, .arg = arg,
+	};
+	long vm_flags;
+	int err;
+
+	if (!mmap_hook || flags & (MAP_ANONYMOUS | MAP_HUGETLB))
+		return -EINVAL;
+	err = hmmu_mmap_check(mm, addr, len, prot, flags, 0);
+	if (err)
+		return err;
+	if (pgoff > HMMU_TASK_SIZE >> HMMU_PAGE_SHIFT)
+		return -EOVERFLOW;
+	/* As an anonymous mapping for the flags (no fd); the hook adds its own. */
+	vm_flags = hmmu_mmap_vm_flags(prot, flags | MAP_ANONYMOUS, -1);
+	if (vm_flags < 0)
+		return vm_flags;
+	req.vm_flags = (unsigned long)vm_flags;
+	req.len = HMMU_ALIGN_UP(len, HMMU_PAGE_SIZE);
+	return hmmu_mmap_region(mm, &req);
 }
 
 int hmmu_munmap(struct hmmu_mm *mm, unsigned long addr, size_t len)
@@ -194,12 +342,16 @@ static int hmmu_vma_range_change(struct hmmu_mm *mm, unsigned long start, unsign
 			return err;
 		if (flags != vma->vm_flags) {
 			if (vma->vm_start < pos) {
-				if (hmmu_vma_split(mm, vma, pos))
-					return -ENOMEM;
+				err = hmmu_vma_split(mm, vma, pos);
+				if (err)
+					return err;
 				vma = hmmu_vma_next(vma);
 			}
-			if (vma->vm_end > end && hmmu_vma_split(mm, vma, end))
-				return -ENOMEM;
+			if (vma->vm_end > end) {
+				err = hmmu_vma_split(mm, vma, end);
+				if (err)
+					return err;
+			}
 			vma = hmmu_vma_set_flags(mm, vma, flags, c);
 		}
 		pos = HMMU_MIN(vma->vm_end, end);

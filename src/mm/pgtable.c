@@ -28,11 +28,28 @@ struct hmmu_pt *hmmu_pt_alloc(struct hmmu_mm *mm, int level)
 
 void hmmu_pt_free(struct hmmu_mm *mm, struct hmmu_pt *pt)
 {
-	HMMU_BUG_ON(atomic_load(&pt->nr_used) != 0);
+	HMMU_BUG_ON(atomic_load(&pt->nr_used) != 0 || pt->deposit);
 	if (mm && pt->level < HMMU_PT_LEVELS - 1)
 		atomic_fetch_sub_explicit(&mm->nr_pgtables, 1, memory_order_relaxed);
 	pthread_mutex_destroy(&pt->ptl);
 	free(pt);
+}
+
+void hmmu_pgtable_deposit(struct hmmu_pt *pmd_pt, struct hmmu_pt *pt)
+{
+	HMMU_BUG_ON(pmd_pt->level != 1 || pt->level != 0 || atomic_load(&pt->nr_used));
+	pt->deposit = pmd_pt->deposit;
+	pmd_pt->deposit = pt;
+}
+
+struct hmmu_pt *hmmu_pgtable_withdraw(struct hmmu_pt *pmd_pt)
+{
+	struct hmmu_pt *pt = pmd_pt->deposit;
+
+	HMMU_BUG_ON(!pt);
+	pmd_pt->deposit = pt->deposit;
+	pt->deposit = NULL;
+	return pt;
 }
 
 /*
@@ -205,10 +222,27 @@ static int hmmu_pt_check_leaf(struct hmmu_mm *mm, struct hmmu_pt_census *c, unsi
 	return 0;
 }
 
+/* A transparent huge leaf (not hugetlb): it has a deposited PTE table. */
+static bool hmmu_pt_is_thp_leaf(struct hmmu_mm *mm, unsigned long addr, hmmu_pte_t e)
+{
+	struct hmmu_vma *vma = hmmu_vma_lookup(mm, addr);
+
+	return hmmu_pmd_leaf(e) && vma && !hmmu_vma_is_hugetlb(vma);
+}
+
+static unsigned int hmmu_pt_nr_deposited(const struct hmmu_pt *pt)
+{
+	unsigned int n = 0;
+
+	for (const struct hmmu_pt *d = pt->deposit; d; d = d->deposit)
+		n++;
+	return n;
+}
+
 static int hmmu_pt_check_table(struct hmmu_mm *mm, struct hmmu_pt_census *c, struct hmmu_pt *pt,
 			       unsigned long base)
 {
-	unsigned int used = 0;
+	unsigned int used = 0, thp = 0;
 
 	for (unsigned int i = 0; i < HMMU_PT_ENTRIES && !c->err; i++) {
 		unsigned long addr = base + i * hmmu_pt_entry_size(pt->level);
@@ -217,6 +251,8 @@ static int hmmu_pt_check_table(struct hmmu_mm *mm, struct hmmu_pt_census *c, str
 		if (hmmu_pte_none(e))
 			continue;
 		used++;
+		if (pt->level == 1 && hmmu_pt_is_thp_leaf(mm, addr, e))
+			thp++;
 		if (pt->level == 0 || (pt->level == 1 && !hmmu_pte_table(e)))
 			hmmu_pt_check_leaf(mm, c, addr, e, pt->level == 1);
 		else if (pt->level > 1 && !hmmu_pte_table(e))
@@ -230,6 +266,8 @@ static int hmmu_pt_check_table(struct hmmu_mm *mm, struct hmmu_pt_census *c, str
 	}
 	if (!c->err && used != atomic_load(&pt->nr_used))
 		hmmu_pt_complain(c, "table's nr_used differs from its entries", base, used);
+	if (!c->err && thp != hmmu_pt_nr_deposited(pt))
+		hmmu_pt_complain(c, "deposited PTE tables differ from THP leaves", base, thp);
 	return c->err;
 }
 

@@ -94,6 +94,11 @@ void hmmu_page_add_new_anon_rmap(struct hmmu_page *page, struct hmmu_vma *vma, u
 		atomic_store_explicit(&page->_mapcount, 1, memory_order_relaxed);
 }
 
+void hmmu_page_add_file_rmap(struct hmmu_page *page)
+{
+	atomic_fetch_add_explicit(&page->_mapcount, 1, memory_order_relaxed);
+}
+
 void hmmu_page_remove_rmap(struct hmmu_page *page, bool compound)
 {
 	atomic_int *count = compound ? &hmmu_compound_head(page)->_entire_mapcount : &page->_mapcount;

@@ -84,11 +84,46 @@ struct hmmu_vma *hmmu_vma_alloc(struct hmmu_mm *mm)
 	return vma;
 }
 
+/*
+ * Free a VMA that is not (or no longer) linked: the driver's close hook,
+ * then its references on the anon_vma and the file.
+ */
 void hmmu_vma_free(struct hmmu_vma *vma)
 {
+	if (vma->vm_ops && vma->vm_ops->close)
+		vma->vm_ops->close(vma);
 	if (vma->anon_vma)
 		hmmu_anon_vma_detach(vma);
+	if (vma->vm_file)
+		hmmu_file_put(vma->vm_file);
 	free(vma);
+}
+
+/*
+ * A new VMA with @src's flags, object, driver and reverse map (split,
+ * fork, mremap); the caller sets the range and links it.  The driver's
+ * open hook runs.  NULL when out of memory.
+ */
+struct hmmu_vma *hmmu_vma_dup(struct hmmu_mm *mm, const struct hmmu_vma *src)
+{
+	struct hmmu_vma *vma = hmmu_vma_alloc(mm);
+
+	if (!vma)
+		return NULL;
+	vma->vm_start = src->vm_start;
+	vma->vm_end = src->vm_end;
+	vma->vm_flags = src->vm_flags;
+	vma->vm_pgoff = src->vm_pgoff;
+	vma->vm_ops = src->vm_ops;
+	vma->vm_private_data = src->vm_private_data;
+	vma->vm_file = src->vm_file;
+	if (vma->vm_file)
+		hmmu_file_get(vma->vm_file);
+	if (src->anon_vma)
+		hmmu_anon_vma_attach(vma, src->anon_vma);
+	if (vma->vm_ops && vma->vm_ops->open)
+		vma->vm_ops->open(vma);
+	return vma;
 }
 
 void hmmu_vma_link(struct hmmu_mm *mm, struct hmmu_vma *vma)
@@ -232,25 +267,24 @@ static int hmmu_vma_split_huge_pmd_at(struct hmmu_vma *vma, unsigned long addr)
 	return hmmu_split_huge_pmd(vma, pmd_pt, pmdp, addr);
 }
 
+/* -EINVAL: @addr is inside a hugetlb page; -ENOMEM. */
 int hmmu_vma_split(struct hmmu_mm *mm, struct hmmu_vma *vma, unsigned long addr)
 {
 	struct hmmu_vma *upper;
 
 	HMMU_BUG_ON(addr <= vma->vm_start || addr >= vma->vm_end || addr & ~HMMU_PAGE_MASK);
+	/* Hugetlb pages are never split: neither are their VMAs, inside one. */
+	if (hmmu_vma_is_hugetlb(vma) && addr & ~HMMU_PMD_MASK)
+		return -EINVAL;
 	if (hmmu_vma_split_huge_pmd_at(vma, addr))
 		return -ENOMEM;
-	upper = hmmu_vma_alloc(mm);
+	upper = hmmu_vma_dup(mm, vma);
 	if (!upper)
 		return -ENOMEM;
 	upper->vm_start = addr;
-	upper->vm_end = vma->vm_end;
-	upper->vm_flags = vma->vm_flags;
 	upper->vm_pgoff = hmmu_linear_page_index(vma, addr);
-	upper->vm_private_data = vma->vm_private_data;
 	hmmu_vma_adjust(vma, vma->vm_start, addr, vma->vm_pgoff);
 	hmmu_vma_link(mm, upper);
-	if (vma->anon_vma)
-		hmmu_anon_vma_attach(upper, vma->anon_vma);
 	return 0;
 }
 
@@ -260,6 +294,7 @@ static bool hmmu_vma_mergeable(const struct hmmu_vma *a, const struct hmmu_vma *
 	unsigned long special = HMMU_VM_PFNMAP | HMMU_VM_MIXEDMAP | HMMU_VM_IO | HMMU_VM_HUGETLB;
 
 	return a->vm_end == b->vm_start && a->vm_flags == b->vm_flags && !(a->vm_flags & special) &&
+	       a->vm_file == b->vm_file && !a->vm_ops && !b->vm_ops &&
 	       (!a->anon_vma || !b->anon_vma || a->anon_vma == b->anon_vma) &&
 	       a->vm_pgoff + ((a->vm_end - a->vm_start) >> HMMU_PAGE_SHIFT) == b->vm_pgoff &&
 	       a->vm_private_data == b->vm_private_data;

@@ -144,7 +144,11 @@ static void test_mmap_einval(void **state)
 	assert_int_equal(hmmu_mmap(mm, 0, PAGE, 0x10, ANON, -1, 0), -EINVAL);
 	assert_int_equal(hmmu_mmap(mm, 0, PAGE, RW | PROT_GROWSDOWN, ANON, -1, 0), -EINVAL);
 	assert_int_equal(hmmu_mmap(mm, 0, PAGE, RW, ANON | MAP_POPULATE, -1, 0), -EINVAL);
-	assert_int_equal(hmmu_mmap(mm, 0, PAGE, RW, ANON | MAP_HUGETLB, -1, 0), -EINVAL);
+	assert_int_equal(hmmu_mmap(mm, 0, PAGE, RW, ANON | MAP_HUGETLB | (30 << 26), -1, 0), -EINVAL);
+	assert_int_equal(hmmu_mmap(mm, 0, PAGE, RW, ANON | (21 << 26), -1, 0), -EINVAL);
+	assert_int_equal(hmmu_mmap(mm, 0x200000 + PAGE, PAGE, RW, ANON | MAP_HUGETLB | MAP_FIXED, -1, 0), -EINVAL);
+	assert_int_equal(hmmu_mmap(mm, 0, PAGE, RW, MAP_PRIVATE, -1, 1), -EINVAL);
+	assert_int_equal(hmmu_mmap(mm, 0, PAGE, RW, MAP_PRIVATE, -1, -PAGE), -EINVAL);
 	assert_int_equal(hmmu_mmap(mm, 0x100001, PAGE, RW, ANON | MAP_FIXED, -1, 0), -EINVAL);
 	assert_int_equal(hmmu_mmap(mm, 0x100800, PAGE, RW, ANON | MAP_FIXED_NOREPLACE, -1, 0), -EINVAL);
 	assert_int_equal(hmmu_mmap(mm, 0, PAGE, RW, MAP_ANONYMOUS, -1, 0), -EINVAL);
@@ -153,16 +157,15 @@ static void test_mmap_einval(void **state)
 	assert_int_equal(hmmu_mmap(mm, 0x100801, PAGE, RW, ANON, -1, 0), 0x100000);
 }
 
-/* Shared and file-backed mappings are not supported. */
+/* Hugetlb is private anonymous only; bad descriptors fail before anything is mapped. */
 static void test_mmap_eopnotsupp(void **state)
 {
 	struct hmmu_mm *mm = hmmu_test_mm();
 
-	assert_int_equal(hmmu_mmap(mm, 0, PAGE, RW, MAP_SHARED | MAP_ANONYMOUS, -1, 0), -EOPNOTSUPP);
-	assert_int_equal(hmmu_mmap(mm, 0, PAGE, RW, MAP_SHARED, 3, 0), -EOPNOTSUPP);
-	assert_int_equal(hmmu_mmap(mm, 0, PAGE, RW, MAP_PRIVATE, 3, 0), -EOPNOTSUPP);
-	assert_int_equal(hmmu_mmap(mm, 0, PAGE, RW, MAP_PRIVATE, 3, PAGE), -EOPNOTSUPP);
-	assert_int_equal(hmmu_mmap(mm, 0, PAGE, RW, MAP_SHARED_VALIDATE | MAP_ANONYMOUS, -1, 0), -EOPNOTSUPP);
+	assert_int_equal(hmmu_mmap(mm, 0, PAGE, RW, MAP_SHARED | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0), -EOPNOTSUPP);
+	assert_int_equal(hmmu_mmap(mm, 0, PAGE, RW, MAP_PRIVATE | MAP_HUGETLB, 0, 0), -EOPNOTSUPP);
+	assert_int_equal(hmmu_mmap(mm, 0, PAGE, RW, MAP_PRIVATE, -1, 0), -EBADF);
+	assert_int_equal(hmmu_mmap(mm, 0, PAGE, RW, MAP_SHARED_VALIDATE, 1000000, 0), -EBADF);
 	assert_int_equal(nr_vmas(mm), 0);
 }
 
