@@ -19,6 +19,8 @@
 #define mm_struct hmmu_mm
 #define vm_area_struct hmmu_vma
 #define anon_vma hmmu_anon_vma
+#define vm_fault hmmu_vm_fault
+#define vm_operations_struct hmmu_vm_operations
 typedef hmmu_gfp_t gfp_t;
 typedef hmmu_vm_fault_t vm_fault_t;
 
@@ -98,6 +100,11 @@ typedef hmmu_vm_fault_t vm_fault_t;
 #define VM_HUGEPAGE HMMU_VM_HUGEPAGE
 #define VM_NOHUGEPAGE HMMU_VM_NOHUGEPAGE
 #define VM_MIXEDMAP HMMU_VM_MIXEDMAP
+/* Driver mappings. */
+#define vm_insert_page(vma, addr, page) hmmu_vm_insert_page(vma, addr, page)
+#define vmf_insert_pfn(vma, addr, pfn) hmmu_vmf_insert_pfn(vma, addr, pfn)
+#define vmf_insert_mixed(vma, addr, pfn) hmmu_vmf_insert_mixed(vma, addr, pfn)
+#define remap_pfn_range(vma, addr, pfn, size, prot) hmmu_remap_pfn_range(vma, addr, pfn, size)
 
 /* Fault results and flags. */
 #define VM_FAULT_OOM HMMU_VM_FAULT_OOM
