@@ -608,6 +608,20 @@ static inline unsigned long hmmu_linear_page_index(const struct hmmu_vma *vma, u
 int hmmu_vma_validate(struct hmmu_mm *mm);
 
 /* ---------------------------------------------------------------------- */
+/* src/mm/mmap.c: mmap, munmap, mprotect, madvise                          */
+/* ---------------------------------------------------------------------- */
+
+/*
+ * Unmap [start, end) (page-aligned, inside the address space): split the
+ * VMAs straddling its ends, zap and free what is inside (one UNMAP
+ * invalidation), free the page tables left empty, free the VMAs.  Gaps are
+ * fine.  Caller holds the mmap_lock for write.  Returns 0, -ENOMEM (a
+ * split failed; nothing was unmapped) or -EINVAL (an end inside a hugetlb
+ * page).  Used by munmap, MAP_FIXED and mremap.
+ */
+int hmmu_do_munmap(struct hmmu_mm *mm, unsigned long start, unsigned long end);
+
+/* ---------------------------------------------------------------------- */
 /* src/mm/rmap.c: reverse map of anonymous pages                           */
 /* ---------------------------------------------------------------------- */
 
@@ -657,6 +671,13 @@ void hmmu_change_protection(struct hmmu_vma *vma, unsigned long start, unsigned 
 /* Replace the huge leaf *@pmdp by a PTE table mapping the same page.
  * Caller holds the mmap_lock.  0, or -ENOMEM. */
 int hmmu_split_huge_pmd(struct hmmu_vma *vma, struct hmmu_pt *pmd_pt, hmmu_pte_t *pmdp, unsigned long addr);
+/*
+ * May a write take the PMD-mapped huge page @head over instead of copying
+ * it?  Yes when it is anon-exclusive, or referenced and mapped exactly once
+ * (the copy-on-write partner is gone: it becomes exclusive again).  Caller
+ * holds the lock of the PMD table mapping it.  (THP and hugetlb.)
+ */
+bool hmmu_huge_page_can_reuse(struct hmmu_page *head);
 /* A fault result as an errno: 0, -ENOMEM (OOM) or -EFAULT (any other error). */
 static inline int hmmu_vm_fault_errno(hmmu_vm_fault_t ret)
 {

@@ -229,9 +229,12 @@ HMMU_EXPORT int hmmu_mprotect(struct hmmu_mm *mm, unsigned long addr, size_t len
  * hmmu_madvise() - advice for [addr, addr + len), like madvise(2).
  * MADV_DONTNEED drops the pages (the next access faults in zeros),
  * MADV_HUGEPAGE / MADV_NOHUGEPAGE mark anonymous VMAs huge-page eligible
- * or not.  Returns 0, -EINVAL (unaligned @addr, unknown advice, DONTNEED on
- * a PFNMAP/IO VMA) or -ENOMEM (part of the range unmapped; the mapped
- * parts are still advised).
+ * or not, MADV_DONTFORK / MADV_DOFORK mark VMAs to be left out of / copied
+ * by hmmu_fork() (HMMU_VM_DONTCOPY).  Returns 0, -EINVAL (unaligned @addr,
+ * unknown advice, DONTNEED on a PFNMAP/IO VMA or on part of a 2 MiB
+ * hugetlb page, DOFORK on an IO VMA; DONTNEED stops at the VMA that
+ * refuses, those before it are zapped) or -ENOMEM (part of the range
+ * unmapped; the mapped parts are still advised).
  */
 HMMU_EXPORT int hmmu_madvise(struct hmmu_mm *mm, unsigned long addr, size_t len, int advice);
 
@@ -247,12 +250,16 @@ HMMU_EXPORT int hmmu_madvise(struct hmmu_mm *mm, unsigned long addr, size_t len,
  * entries move with the range and keep their references), inside an UNMAP
  * invalidation of the old range; huge entries move whole when source and
  * destination are 2 MiB aligned, else are split.  Hugetlb mappings need
- * 2 MiB aligned addresses and lengths.  Takes the mmap_lock for write.
- * Returns the new address, or -EINVAL (unaligned address, zero new
- * length, unknown flags, MREMAP_FIXED without MREMAP_MAYMOVE, overlapping
- * fixed ranges, zero old length), -EFAULT (the old range is not inside one
- * VMA, or a special mapping would grow), -ENOMEM (cannot grow in place
- * without MREMAP_MAYMOVE, no free range, out of memory).
+ * 2 MiB aligned addresses and lengths.  Lengths are rounded up to pages.
+ * MREMAP_FIXED unmaps the destination (and, when shrinking, the old tail)
+ * first; those stay unmapped if the move then fails.  Takes the mmap_lock
+ * for write.  Returns the new address, or -EINVAL (unaligned address, zero
+ * new length, unknown flags, MREMAP_FIXED without MREMAP_MAYMOVE,
+ * overlapping fixed ranges, zero old length, a range past HMMU_TASK_SIZE,
+ * a fixed destination that would split a hugetlb page), -EFAULT (the old
+ * range is not inside one VMA, or a DONTEXPAND/PFNMAP mapping would grow),
+ * -ENOMEM (cannot grow in place without MREMAP_MAYMOVE, no free range, out
+ * of memory: nothing moved).
  */
 HMMU_EXPORT long hmmu_mremap(struct hmmu_mm *mm, unsigned long old_addr, size_t old_len, size_t new_len,
 			     int flags, unsigned long new_addr);
@@ -302,23 +309,39 @@ HMMU_EXPORT long hmmu_mmap_special(struct hmmu_mm *mm, unsigned long addr, size_
 				   unsigned long pgoff, hmmu_mmap_hook_t *mmap_hook, void *arg);
 
 /**
- * hmmu_vm_insert_page() - map @page (a driver's page: not anonymous, not a
- * page-cache page) at @addr of @vma, taking a reference and a mapcount that
- * the mapping owns; marks the VMA HMMU_VM_MIXEDMAP unless it is PFNMAP.
- * The entry is read-only in a private mapping (a write copies the page).
- * hmmu_vmf_insert_pfn() - map the raw frame @pfn at @addr of a PFNMAP VMA:
- * a special entry, no reference, not visible to GUP or hmm_range_fault.
- * hmmu_vmf_insert_mixed() - the same in a MIXEDMAP VMA.
- * hmmu_remap_pfn_range() - map @size bytes of frames from @pfn at @addr:
- * marks the VMA HMMU_VM_PFNMAP | HMMU_VM_IO | HMMU_VM_DONTEXPAND and
- * inserts special entries.
+ * hmmu_vm_insert_page() - map @page (a driver's page: referenced,
+ * CPU-addressable, not anonymous, not a page-cache page, not the zero
+ * page) at @addr of @vma, taking a reference and a mapcount that the
+ * mapping owns (the caller keeps its own; munmap drops the mapping's).
+ * Marks the VMA HMMU_VM_MIXEDMAP.  The entry is writable only in a shared
+ * writable VMA; in a private writable one a write copies the page into an
+ * anonymous page.  GUP and hmm_range_fault see the page.
+ * hmmu_vmf_insert_pfn() - map the raw frame @pfn at @addr of a PFNMAP
+ * (not MIXEDMAP) VMA: a special entry, no reference, not visible to GUP
+ * or hmm_range_fault; CPU access goes through the frame's address.
+ * hmmu_vmf_insert_mixed() - the same in a MIXEDMAP VMA (or a PFNMAP one).
+ * hmmu_remap_pfn_range() - map @size bytes (rounded up to pages) of frames
+ * from @pfn at @addr: marks the VMA HMMU_VM_PFNMAP | HMMU_VM_IO |
+ * HMMU_VM_DONTEXPAND and inserts special entries.
+ * Special entries are writable iff the VMA is shared and writable.  The
+ * driver keeps the frames of special entries alive while they are mapped.
  *
- * The caller holds the mmap_lock (write from an mmap hook, read from a fault
- * hook).  insert_page returns 0, -EINVAL (address outside the VMA, PFNMAP
- * VMA, anonymous page), -EBUSY (an entry is already there) or -ENOMEM.  The
- * vmf calls return HMMU_VM_FAULT_NOPAGE (also when the entry was already
- * filled by a racing fault), HMMU_VM_FAULT_SIGBUS (bad address or pfn) or
- * HMMU_VM_FAULT_OOM.  remap_pfn_range returns 0, -EINVAL or -ENOMEM.
+ * Locking: the mmap_lock held for write from an mmap hook; the calls that
+ * change vm_flags (remap_pfn_range always, insert_page on a VMA that is not
+ * MIXEDMAP yet) need that.  From a fault hook (mmap_lock held for read)
+ * only the vmf calls and insert_page on a VMA already MIXEDMAP (its mmap
+ * hook set the flag or inserted a page) may be used.
+ *
+ * insert_page returns 0, -EINVAL (no VMA, @addr unaligned or outside it, a
+ * PFNMAP, hugetlb or file VMA, a page not described above), -EBUSY (an
+ * entry is already there) or -ENOMEM.  The vmf calls return
+ * HMMU_VM_FAULT_NOPAGE (also when the entry was already filled by a racing
+ * fault), HMMU_VM_FAULT_SIGBUS (wrong VMA kind, bad address, or a pfn no
+ * node covers) or HMMU_VM_FAULT_OOM.  remap_pfn_range returns 0, -EINVAL
+ * (bad VMA or range, zero @size, a MIXEDMAP VMA, a frame no node covers;
+ * nothing changed), -EBUSY (an entry is already there) or -ENOMEM; after
+ * -EBUSY or -ENOMEM the entries inserted so far stay (the failing mmap
+ * hook's VMA is zapped).
  */
 HMMU_EXPORT int hmmu_vm_insert_page(struct hmmu_vma *vma, unsigned long addr, struct hmmu_page *page);
 HMMU_EXPORT hmmu_vm_fault_t hmmu_vmf_insert_pfn(struct hmmu_vma *vma, unsigned long addr, unsigned long pfn);

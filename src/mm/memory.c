@@ -432,19 +432,37 @@ static bool hmmu_walk_split_partial_pmd(hmmu_pte_t *pmdp, unsigned long addr, un
 	return true;
 }
 
-/* Fault on a huge leaf: set young, take over for write, or split. */
+bool hmmu_huge_page_can_reuse(struct hmmu_page *head)
+{
+	if (hmmu_page_test_flag(head, HMMU_PG_anon_exclusive))
+		return true;
+	if (hmmu_page_ref_count(head) != 1 ||
+	    atomic_load_explicit(&head->_entire_mapcount, memory_order_relaxed) != 1)
+		return false;
+	hmmu_page_set_flag(head, HMMU_PG_anon_exclusive);
+	return true;
+}
+
+/*
+ * Fault on a huge leaf: set young, or take the page over for a write when
+ * this entry is its only user; a write to a shared huge page splits the
+ * entry and copies at PTE level (as Linux does since 5.8).
+ */
 static hmmu_vm_fault_t hmmu_do_huge_pmd_fault(struct hmmu_fault *f, hmmu_pte_t pmd)
 {
-	bool write = hmmu_fault_write(f);
+	bool write = hmmu_fault_write(f), split = false;
 	struct hmmu_page *head = hmmu_pfn_to_page(hmmu_pte_pfn(pmd));
 
-	if (write && !hmmu_pte_write(pmd) && !hmmu_page_test_flag(head, HMMU_PG_anon_exclusive))
-		return hmmu_split_huge_pmd(f->vma, f->pmd_pt, f->pmdp, f->address) ? HMMU_VM_FAULT_OOM : 0;
 	hmmu_pt_lock(f->pmd_pt);
-	if (hmmu_pte_read(f->pmdp) == pmd)
-		hmmu_pte_set(f->pmd_pt, f->pmdp,
-			     pmd | HMMU_PTE_YOUNG | (write ? HMMU_PTE_WRITE | HMMU_PTE_DIRTY : 0));
+	if (hmmu_pte_read(f->pmdp) == pmd) {
+		split = write && !hmmu_pte_write(pmd) && !hmmu_huge_page_can_reuse(head);
+		if (!split)
+			hmmu_pte_set(f->pmd_pt, f->pmdp,
+				     pmd | HMMU_PTE_YOUNG | (write ? HMMU_PTE_WRITE | HMMU_PTE_DIRTY : 0));
+	}
 	hmmu_pt_unlock(f->pmd_pt);
+	if (split)
+		return hmmu_split_huge_pmd(f->vma, f->pmd_pt, f->pmdp, f->address) ? HMMU_VM_FAULT_OOM : 0;
 	return 0;
 }
 

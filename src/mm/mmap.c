@@ -42,7 +42,7 @@ static int hmmu_check_range(unsigned long addr, size_t len, unsigned long *end)
  * is inside.  Caller holds the mmap_lock for write.  0 or -ENOMEM (a split
  * failed; nothing was unmapped).
  */
-static int hmmu_do_munmap(struct hmmu_mm *mm, unsigned long start, unsigned long end)
+int hmmu_do_munmap(struct hmmu_mm *mm, unsigned long start, unsigned long end)
 {
 	struct hmmu_vma *vma = hmmu_find_vma(mm, start), *next;
 	struct hmmu_notifier_range range;
@@ -416,40 +416,78 @@ static int hmmu_madvise_huge_compute(const struct hmmu_vma *vma, unsigned long *
 	return 0;
 }
 
-/* MADV_DONTNEED: zap every mapped part of [start, end) under the read lock. */
+/*
+ * May MADV_DONTNEED zap [start, end), a part of @vma?  Not in a PFNMAP/IO
+ * VMA, and in a hugetlb VMA only whole 2 MiB pages (they are never split).
+ * 0 or -EINVAL.
+ */
+static int hmmu_madvise_dontneed_check(const struct hmmu_vma *vma, unsigned long start, unsigned long end)
+{
+	if (vma->vm_flags & (HMMU_VM_PFNMAP | HMMU_VM_IO))
+		return -EINVAL;
+	if (hmmu_vma_is_hugetlb(vma) && (start | end) & ~HMMU_PMD_MASK)
+		return -EINVAL;
+	return 0;
+}
+
+/*
+ * MADV_DONTNEED: zap every mapped part of [start, end) under the read
+ * lock, VMA by VMA.  A VMA that refuses stops the walk with -EINVAL (the
+ * VMAs before it stay zapped, as in Linux); a hole gives -ENOMEM at the end.
+ */
 static int hmmu_madvise_dontneed(struct hmmu_mm *mm, unsigned long start, unsigned long end)
 {
 	struct hmmu_vma *vma;
 	unsigned long pos = start;
-	int err = 0;
+	int err = 0, bad = 0;
 
 	hmmu_mmap_read_lock(mm);
 	for (vma = hmmu_find_vma(mm, start); vma && vma->vm_start < end; vma = hmmu_vma_next(vma)) {
-		if (vma->vm_flags & (HMMU_VM_PFNMAP | HMMU_VM_IO)) {
-			err = -EINVAL;
+		unsigned long s = HMMU_MAX(start, vma->vm_start), e = HMMU_MIN(end, vma->vm_end);
+
+		bad = hmmu_madvise_dontneed_check(vma, s, e);
+		if (bad)
 			break;
-		}
 		if (vma->vm_start > pos)
 			err = -ENOMEM;
-		hmmu_zap_range_notify(vma, HMMU_MAX(start, vma->vm_start), HMMU_MIN(end, vma->vm_end),
-				      HMMU_NOTIFY_CLEAR);
+		hmmu_zap_range_notify(vma, s, e, HMMU_NOTIFY_CLEAR);
 		pos = vma->vm_end;
 	}
 	hmmu_mmap_read_unlock(mm);
-	return err ? err : (pos < end ? -ENOMEM : 0);
+	return bad ? bad : err ? err : (pos < end ? -ENOMEM : 0);
+}
+
+/*
+ * MADV_DONTFORK / MADV_DOFORK: set / clear HMMU_VM_DONTCOPY (fork skips the
+ * VMA).  DOFORK on an IO VMA is refused (-EINVAL), as Linux does.
+ */
+static int hmmu_madvise_fork_compute(const struct hmmu_vma *vma, unsigned long *flags, const void *arg)
+{
+	int advice = *(const int *)arg;
+
+	if (advice == MADV_DONTFORK) {
+		*flags |= HMMU_VM_DONTCOPY;
+		return 0;
+	}
+	if (vma->vm_flags & HMMU_VM_IO)
+		return -EINVAL;
+	*flags &= ~HMMU_VM_DONTCOPY;
+	return 0;
 }
 
 int hmmu_madvise(struct hmmu_mm *mm, unsigned long addr, size_t len, int advice)
 {
+	bool fork_advice = advice == MADV_DONTFORK || advice == MADV_DOFORK;
 	struct hmmu_flags_change c = {
-		.compute = hmmu_madvise_huge_compute, .arg = &advice, .skip_holes = true,
+		.compute = fork_advice ? hmmu_madvise_fork_compute : hmmu_madvise_huge_compute,
+		.arg = &advice, .skip_holes = true,
 	};
 	unsigned long end;
 	int err;
 
 	/* The advice is an argument too: checked before the len-0 shortcut. */
 	if (!mm || addr & ~HMMU_PAGE_MASK ||
-	    (advice != MADV_DONTNEED && advice != MADV_HUGEPAGE && advice != MADV_NOHUGEPAGE))
+	    (advice != MADV_DONTNEED && advice != MADV_HUGEPAGE && advice != MADV_NOHUGEPAGE && !fork_advice))
 		return -EINVAL;
 	if (advice != MADV_DONTNEED)
 		return hmmu_vma_range_change_checked(mm, addr, len, &c);
