@@ -746,6 +746,38 @@ hmmu_vm_fault_t hmmu_hugetlb_fault(struct hmmu_vma *vma, unsigned long addr, uns
 void hmmu_migration_entry_wait(struct hmmu_pt *pt, hmmu_pte_t *ptep);
 
 /* ---------------------------------------------------------------------- */
+/* src/memremap/: device pagemaps and device-private faults                */
+/* ---------------------------------------------------------------------- */
+
+/* memremap.c */
+/*
+ * Take / drop a reference on @pgmap (struct hmmu_dev_pagemap::ref).  get
+ * needs the count above zero already (the caller reaches a live page of
+ * the pagemap); the last put wakes hmmu_memunmap_pages().  Any context
+ * except under pgmap->lock.
+ */
+void hmmu_pgmap_get(struct hmmu_dev_pagemap *pgmap);
+void hmmu_pgmap_put(struct hmmu_dev_pagemap *pgmap);
+/*
+ * Free a device page whose refcount just reached zero (from
+ * hmmu_put_page()): clear `mapping` and anon-exclusive, call
+ * pgmap->ops->page_free(), drop the pagemap reference.  The page must be
+ * unmapped and unlocked; no page-table lock may be held.
+ */
+void hmmu_free_zone_device_page(struct hmmu_page *page);
+
+/* fault.c */
+/*
+ * CPU fault on the device-private entry @orig at @ptep of @pt (@vmf filled
+ * but for `page`): re-check under the ptl, try-lock the page, call its
+ * pagemap's migrate_to_ram with the page locked and referenced, unlock and
+ * drop it; a busy page lock is waited for, and 0 returned (retry).
+ * Context: mmap_lock held for read, no other lock.
+ */
+hmmu_vm_fault_t hmmu_device_private_fault(struct hmmu_vm_fault *vmf, struct hmmu_pt *pt, hmmu_pte_t *ptep,
+					  hmmu_pte_t orig);
+
+/* ---------------------------------------------------------------------- */
 /* src/notifier/: MMU notifiers                                            */
 /* ---------------------------------------------------------------------- */
 

@@ -11,6 +11,8 @@
 #include <hmmu/page.h>
 #include <hmmu/mm.h>
 #include <hmmu/mmu_notifier.h>
+#include <hmmu/memremap.h>
+#include <hmmu/hmm.h>
 
 #ifdef __cplusplus
 extern "C" {

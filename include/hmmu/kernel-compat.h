@@ -179,5 +179,53 @@ typedef hmmu_vm_fault_t vm_fault_t;
 #define IS_ERR(ptr) hmmu_is_err(ptr)
 #define PTR_ERR(ptr) hmmu_ptr_err(ptr)
 #define ERR_PTR(err) hmmu_err_ptr(err)
+#define IS_ERR_OR_NULL(ptr) (!(ptr) || hmmu_is_err(ptr))
+
+/*
+ * Device memory.  The kernel's `struct range` has no spelling here: `range`
+ * is too common a name to define, and hmmu_range is struct hmm_range's.
+ * Drivers fill pgmap->range.start/end, whose field names are the kernel's.
+ */
+#define dev_pagemap hmmu_dev_pagemap
+#define dev_pagemap_ops hmmu_dev_pagemap_ops
+#define MEMORY_DEVICE_PRIVATE HMMU_MEMORY_DEVICE_PRIVATE
+#define MEMORY_DEVICE_COHERENT HMMU_MEMORY_DEVICE_COHERENT
+#define memremap_pages(pgmap, nid) hmmu_compat_memremap_pages(pgmap)
+#define memunmap_pages(pgmap) hmmu_memunmap_pages(pgmap)
+#define zone_device_page_init(page) hmmu_zone_device_page_init(page)
+#define is_zone_device_page(page) hmmu_is_zone_device_page(page)
+#define is_device_private_page(page) hmmu_is_device_private_page(page)
+#define is_device_coherent_page(page) hmmu_is_device_coherent_page(page)
+
+/*
+ * The kernel's memremap_pages() returns the memory's kernel address or an
+ * error pointer: the CPU address of a coherent pagemap's first frame, and
+ * for private memory (which has none) the range start, as meaningless and
+ * as non-NULL as the kernel's.
+ */
+static inline void *hmmu_compat_memremap_pages(struct hmmu_dev_pagemap *pgmap)
+{
+	int err = hmmu_memremap_pages(pgmap);
+
+	if (err)
+		return hmmu_err_ptr(err);
+	if (pgmap->type == HMMU_MEMORY_DEVICE_COHERENT)
+		return hmmu_page_address(hmmu_pfn_to_page(hmmu_pgmap_pfn_first(pgmap)));
+	return (void *)pgmap->range.start;
+}
+
+/* Mirroring (hmm_range_fault). */
+#define hmm_range hmmu_range
+#define hmm_range_fault(range) hmmu_range_fault(range)
+#define hmm_pfn_to_page(hmm_pfn) hmmu_hmm_pfn_to_page(hmm_pfn)
+#define hmm_pfn_to_map_order(hmm_pfn) hmmu_pfn_to_map_order(hmm_pfn)
+#define HMM_PFN_VALID HMMU_PFN_VALID
+#define HMM_PFN_WRITE HMMU_PFN_WRITE
+#define HMM_PFN_ERROR HMMU_PFN_ERROR
+#define HMM_PFN_ORDER_SHIFT HMMU_PFN_ORDER_SHIFT
+#define HMM_PFN_FLAGS HMMU_PFN_FLAGS
+#define HMM_PFN_REQ_FAULT HMMU_PFN_REQ_FAULT
+#define HMM_PFN_REQ_WRITE HMMU_PFN_REQ_WRITE
+#define HMM_RANGE_DEFAULT_TIMEOUT HMMU_RANGE_DEFAULT_TIMEOUT
 
 #endif /* HMMU_KERNEL_COMPAT_H */

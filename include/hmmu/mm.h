@@ -97,16 +97,28 @@ typedef unsigned int hmmu_vm_fault_t;
 #define HMMU_FAULT_FLAG_REMOTE 0x80u
 
 /*
- * A fault handed to a driver's vm_ops->fault (special mappings).  The
+ * A fault handed to a driver: to vm_ops->fault (special mappings), whose
  * handler fills the entry with hmmu_vmf_insert_pfn(), hmmu_vmf_insert_mixed()
  * or hmmu_vm_insert_page() and returns HMMU_VM_FAULT_NOPAGE, or returns
- * HMMU_VM_FAULT_SIGBUS.  It runs with the mmap_lock held for read.
+ * HMMU_VM_FAULT_SIGBUS; or to a device pagemap's migrate_to_ram
+ * (include/hmmu/memremap.h), with `page` set.  Both run with the mmap_lock
+ * held for read.
  */
 struct hmmu_vm_fault {
 	struct hmmu_vma *vma;
 	unsigned long address;		/* faulting address, page-aligned */
 	unsigned long pgoff;		/* page offset of address in the mapping */
 	unsigned int flags;		/* HMMU_FAULT_FLAG_* */
+	/*
+	 * migrate_to_ram: the device page, locked and referenced by hmmu;
+	 * NULL for vm_ops->fault.  Two names for one field because
+	 * <hmmu/kernel-compat.h> defines `page` as `hmmu_page`, which turns a
+	 * driver's `vmf->page` into `vmf->hmmu_page`.
+	 */
+	union {
+		struct hmmu_page *page;
+		struct hmmu_page *hmmu_page;
+	};
 };
 
 /*

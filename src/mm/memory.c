@@ -233,9 +233,19 @@ static hmmu_vm_fault_t hmmu_do_swap_entry(struct hmmu_fault *f, hmmu_pte_t orig)
 			hmmu_pt_unlock(f->pt);
 		return 0;
 	}
-	/* Device-private and device-exclusive entries belong to device memory
-	 * (src/memremap/), which brings their fault paths; no path of the
-	 * primary MMU alone creates them. */
+	if (hmmu_is_device_private_entry(se)) {
+		struct hmmu_vm_fault vmf = {
+			.vma = f->vma,
+			.address = f->address,
+			.pgoff = hmmu_linear_page_index(f->vma, f->address),
+			.flags = f->flags,
+		};
+
+		/* The owning driver's migrate_to_ram (src/memremap/fault.c). */
+		return hmmu_device_private_fault(&vmf, f->pt, f->ptep, orig);
+	}
+	/* Device-exclusive entries get their restore path with device-exclusive
+	 * access; no path creates them yet. */
 	return HMMU_VM_FAULT_SIGBUS;
 }
 

@@ -78,12 +78,11 @@ void hmmu_put_page(struct hmmu_page *page)
 	HMMU_BUG_ON(old <= 0);
 	if (old != 1)
 		return;
-	/*
-	 * Device pages gain their free path (pgmap->ops->page_free) with device
-	 * memory (src/memremap/); until then no page has a pgmap.
-	 */
-	HMMU_BUG_ON(head->pgmap);
-	hmmu_free_frozen_page(head);
+	/* Device pages go back to their driver, never to the allocator. */
+	if (head->pgmap)
+		hmmu_free_zone_device_page(head);
+	else
+		hmmu_free_frozen_page(head);
 }
 
 int hmmu_page_ref_count(const struct hmmu_page *page)

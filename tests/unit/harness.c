@@ -10,6 +10,8 @@ static bool seeded;
 static long baseline_free;
 /* Set by harness_mm.c when a test created mms; run before the checks. */
 void (*hmmu_test_mm_teardown)(void);
+/* Set by harness_dev.c when a test created devices; run after the mms went. */
+void (*hmmu_test_dev_teardown)(void);
 
 unsigned long hmmu_test_seed(void)
 {
@@ -61,6 +63,8 @@ int hmmu_test_teardown(void **state)
 {
 	if (hmmu_test_mm_teardown)
 		hmmu_test_mm_teardown();
+	if (hmmu_test_dev_teardown)
+		hmmu_test_dev_teardown();
 	assert_int_equal(hmmu_page_alloc_validate(), 0);
 	assert_int_equal(hmmu_node_nr_free_pages(0), baseline_free);
 	return 0;

@@ -40,6 +40,46 @@ unsigned long hmmu_test_map(struct hmmu_mm *mm, size_t len, int prot);
 /* The leaf entry mapping @addr, or 0; *@hugep (if set): it is a PMD leaf. */
 hmmu_pte_t hmmu_test_leaf(struct hmmu_mm *mm, unsigned long addr, bool *hugep);
 
+/*
+ * Test devices (harness_dev.c): a pagemap with a minimal driver, owned by
+ * the fixture.  After each test (and after its mms are gone) the fixture
+ * checks that every frame of every test device is free, that page_free ran
+ * once per allocation and that no callback saw a broken contract, then
+ * removes the pagemaps.
+ */
+struct hmmu_test_dev {
+	struct hmmu_dev_pagemap pgmap;
+	unsigned long nr_pages, first_pfn;
+	unsigned char *store;		/* private: the device's memory, per frame */
+	pthread_mutex_t lock;		/* in_use[], nr_frees[] */
+	bool *in_use;			/* frame allocated (between init and page_free) */
+	int *nr_frees;			/* page_free calls per frame */
+	atomic_long allocs, page_frees, migrate_calls;
+	atomic_int errors;		/* contract violations seen by the callbacks */
+	/* migrate_to_ram's body (default: hmmu_test_dev_migrate_back). */
+	hmmu_vm_fault_t (*migrate_hook)(struct hmmu_test_dev *dev, struct hmmu_vm_fault *vmf);
+	void *hook_data;
+};
+
+/* A new test device of @nr_pages frames (fails the test on error). */
+struct hmmu_test_dev *hmmu_test_dev(enum hmmu_memory_type type, unsigned long nr_pages, void *owner);
+/* A free frame, initialised (refcount 1, locked), or NULL. */
+struct hmmu_page *hmmu_test_dev_alloc(struct hmmu_test_dev *dev);
+/* The bytes of @page as the device holds them. */
+void *hmmu_test_dev_mem(struct hmmu_test_dev *dev, struct hmmu_page *page);
+/*
+ * Migrate the anonymous page mapped at @addr to a new frame of @dev by
+ * hand: copy it, swap the entry under its lock (private: a device-private
+ * entry, write variant iff the PTE was writable; coherent: a present PTE)
+ * inside a MIGRATE invalidation, move the mapping's reference and
+ * mapcount.  Returns the device page (unlocked, the entry's reference).
+ */
+struct hmmu_page *hmmu_test_dev_to_device(struct hmmu_test_dev *dev, struct hmmu_mm *mm, unsigned long addr);
+/* The default migrate_to_ram: move vmf->page back into a new system page by hand. */
+hmmu_vm_fault_t hmmu_test_dev_migrate_back(struct hmmu_test_dev *dev, struct hmmu_vm_fault *vmf);
+/* Check and remove @dev now (the fixture forgets it). */
+void hmmu_test_dev_destroy(struct hmmu_test_dev *dev);
+
 #define HMMU_TEST(fn) cmocka_unit_test_setup_teardown(fn, hmmu_test_setup, hmmu_test_teardown)
 
 #endif
