@@ -10,7 +10,7 @@
 #define HMMU_PROT_MASK (PROT_READ | PROT_WRITE | PROT_EXEC)
 /* MAP_HUGETLB may carry log2 of the page size in bits 26..31: 0 or 21 here. */
 #define HMMU_MAP_HUGE_SHIFT 26
-#define HMMU_MAP_HUGE_MASK (0x3f << HMMU_MAP_HUGE_SHIFT)
+#define HMMU_MAP_HUGE_MASK (0x3fU << HMMU_MAP_HUGE_SHIFT)
 #define HMMU_MAP_KNOWN                                                                       \
 	(MAP_SHARED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_FIXED_NOREPLACE | MAP_NORESERVE | \
 	 MAP_HUGETLB | HMMU_MAP_HUGE_MASK)

@@ -244,82 +244,92 @@ static const struct hmmu_walk_ops hmmu_mremap_prealloc_ops = {
 /* ------------------------------------------------------------------ */
 
 /*
- * The destination PTE table mapping @to (pre-allocated), locked unless it
- * is @src, whose lock the caller holds.  Context: mmap_lock held for
- * write, src->ptl held.  The caller unlocks the result if it is not @src.
+ * Lock the tables @src and @dst (once if they are one), lower address
+ * first: two movers never hold them in opposite orders (the mmap_lock held
+ * for write already serialises movers; the order keeps ThreadSanitizer's
+ * lock graph, and any future nesting, acyclic).
  */
-static struct hmmu_pt *hmmu_mremap_dst_table_lock(struct hmmu_mm *mm, struct hmmu_pt *src, unsigned long to)
+static void hmmu_mremap_lock_pair(struct hmmu_pt *src, struct hmmu_pt *dst)
 {
-	struct hmmu_pt *pmd_pt, *dst;
+	struct hmmu_pt *first = src < dst ? src : dst, *second = src < dst ? dst : src;
+
+	hmmu_pt_lock(first);
+	if (second != first)
+		hmmu_pt_lock(second);
+}
+
+static void hmmu_mremap_unlock_pair(struct hmmu_pt *src, struct hmmu_pt *dst)
+{
+	if (dst != src)
+		hmmu_pt_unlock(dst);
+	hmmu_pt_unlock(src);
+}
+
+/* The pre-allocated destination PTE table mapping @to (mmap_lock held for write). */
+static struct hmmu_pt *hmmu_mremap_dst_table(struct hmmu_mm *mm, unsigned long to)
+{
+	struct hmmu_pt *pmd_pt;
 	hmmu_pte_t *pmdp = hmmu_pmd_lookup(mm, to, false, &pmd_pt);
 	hmmu_pte_t pmd = pmdp ? __atomic_load_n(pmdp, __ATOMIC_ACQUIRE) : 0;
 
 	HMMU_BUG_ON(!hmmu_pte_table(pmd));
-	dst = hmmu_pte_to_table(pmd);
-	if (dst != src)
-		hmmu_pt_lock(dst);
-	return dst;
+	return hmmu_pte_to_table(pmd);
 }
 
 /*
  * Move the non-none entries of [addr, end) at @ptep (in walk->pt) to @to,
- * a run that lies in one destination table.  Each entry moves as it is,
- * with its reference and mapcount; both tables' nr_used follow.  Context:
- * mmap_lock held for write, walk->pt's ptl held; takes the destination's.
- * Returns whether anything moved.
+ * a run that lies in one destination table, under both tables' locks.
+ * Each entry moves as it is, with its reference and mapcount; both tables'
+ * nr_used follow.  The secondary-TLB hook runs for the run under the
+ * locks, after its entries are cleared.  Context: mmap_lock held for
+ * write, inside the move's UNMAP invalidation, no ptl held.
  */
-static bool hmmu_pte_run_move(struct hmmu_mm_walk *walk, hmmu_pte_t *ptep, unsigned long addr,
+static void hmmu_pte_run_move(struct hmmu_mm_walk *walk, hmmu_pte_t *ptep, unsigned long addr,
 			      unsigned long end, unsigned long to)
 {
-	struct hmmu_pt *src = walk->pt, *dst = NULL;
-	hmmu_pte_t *dptep;
+	struct hmmu_pt *src = walk->pt, *dst = hmmu_mremap_dst_table(walk->mm, to);
+	unsigned long start = addr;
+	bool moved = false;
 
+	hmmu_mremap_lock_pair(src, dst);
 	for (; addr < end; addr += HMMU_PAGE_SIZE, ptep++, to += HMMU_PAGE_SIZE) {
-		hmmu_pte_t e = hmmu_pte_read(ptep);
+		hmmu_pte_t e = hmmu_pte_read(ptep), *dptep = &dst->e[hmmu_pt_index(to, 0)];
 
 		if (hmmu_pte_none(e))
 			continue;
-		if (!dst)
-			dst = hmmu_mremap_dst_table_lock(walk->mm, src, to);
-		dptep = &dst->e[hmmu_pt_index(to, 0)];
 		HMMU_BUG_ON(!hmmu_pte_none(hmmu_pte_read(dptep)));
 		hmmu_pte_set(src, ptep, 0);
 		hmmu_pte_set(dst, dptep, e);
+		moved = true;
 	}
-	if (dst && dst != src)
-		hmmu_pt_unlock(dst);
-	return dst != NULL;
+	if (moved)
+		hmmu_notifier_invalidate_range(walk->mm, start, end);
+	hmmu_mremap_unlock_pair(src, dst);
 }
 
 /*
  * Move walk, PTE level: the run [addr, end) of one source table, cut where
- * its destination crosses a PMD boundary.  The secondary-TLB hook runs for
- * the run under the source lock, after its entries are cleared.  Context:
- * mmap_lock held for write, inside the move's UNMAP invalidation.
- * Returns 0 (cannot fail: the destination tables exist).
+ * its destination crosses a PMD boundary.  Context: mmap_lock held for
+ * write, inside the move's UNMAP invalidation.  Returns 0 (cannot fail:
+ * the destination tables exist).
  */
 static int hmmu_pte_range_move(hmmu_pte_t *ptep, unsigned long addr, unsigned long end, struct hmmu_mm_walk *walk)
 {
 	struct hmmu_mremap_move *m = walk->private;
-	unsigned long start = addr, next, to;
-	bool moved = false;
+	unsigned long next, to;
 
-	hmmu_pt_lock(walk->pt);
 	for (; addr < end; ptep += (next - addr) >> HMMU_PAGE_SHIFT, addr = next) {
 		to = hmmu_mremap_dst(m, addr);
 		next = HMMU_MIN(end, addr + (HMMU_ALIGN_DOWN(to, HMMU_PMD_SIZE) + HMMU_PMD_SIZE - to));
-		moved |= hmmu_pte_run_move(walk, ptep, addr, next, to);
+		hmmu_pte_run_move(walk, ptep, addr, next, to);
 	}
-	if (moved)
-		hmmu_notifier_invalidate_range(walk->mm, start, end);
-	hmmu_pt_unlock(walk->pt);
 	return 0;
 }
 
 /*
  * Move the PMD entry *@pmdp (a huge leaf or a typed entry of walk->pt) for
- * [addr, addr + 2 MiB) whole to the none PMD entry for @to: under the
- * source PMD table's lock, then the destination's; a transparent huge
+ * [addr, addr + 2 MiB) whole to the none PMD entry for @to: under both
+ * PMD tables' locks (hmmu_mremap_lock_pair); a transparent huge
  * leaf's deposited PTE table moves along.  Context: mmap_lock held for
  * write, inside the move's invalidation, no ptl held.
  */
@@ -329,9 +339,7 @@ static void hmmu_pmd_move(struct hmmu_mm_walk *walk, hmmu_pte_t *pmdp, unsigned 
 	hmmu_pte_t *dpmdp = hmmu_pmd_lookup(walk->mm, to, false, &dst), pmd;
 
 	HMMU_BUG_ON(!dpmdp);	/* pre-allocated */
-	hmmu_pt_lock(src);
-	if (dst != src)
-		hmmu_pt_lock(dst);
+	hmmu_mremap_lock_pair(src, dst);
 	pmd = hmmu_pte_read(pmdp);
 	HMMU_BUG_ON(!hmmu_pte_none(hmmu_pte_read(dpmdp)) || hmmu_pte_table(pmd));
 	hmmu_pte_set(src, pmdp, 0);
@@ -339,9 +347,7 @@ static void hmmu_pmd_move(struct hmmu_mm_walk *walk, hmmu_pte_t *pmdp, unsigned 
 	if (hmmu_pmd_leaf(pmd) && !hmmu_vma_is_hugetlb(walk->vma))
 		hmmu_pgtable_deposit(dst, hmmu_pgtable_withdraw(src));
 	hmmu_notifier_invalidate_range(walk->mm, addr, addr + HMMU_PMD_SIZE);
-	if (dst != src)
-		hmmu_pt_unlock(dst);
-	hmmu_pt_unlock(src);
+	hmmu_mremap_unlock_pair(src, dst);
 }
 
 /*
