@@ -13,8 +13,10 @@
 
 #include <setjmp.h>
 #include <stdarg.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 #include <cmocka.h>
 
 #include "internal.h"
@@ -79,6 +81,114 @@ struct hmmu_page *hmmu_test_dev_to_device(struct hmmu_test_dev *dev, struct hmmu
 hmmu_vm_fault_t hmmu_test_dev_migrate_back(struct hmmu_test_dev *dev, struct hmmu_vm_fault *vmf);
 /* Check and remove @dev now (the fixture forgets it). */
 void hmmu_test_dev_destroy(struct hmmu_test_dev *dev);
+
+/*
+ * Small helpers every test uses (static inline: each program takes what
+ * it needs).  CPU accesses that must succeed, the free-page count of node
+ * 0, an mm's statistics, a fault at an address, a VMA's flags, sleeping.
+ */
+static inline void put_bytes(struct hmmu_mm *mm, unsigned long addr, const void *buf, size_t len)
+{
+	assert_int_equal(hmmu_access(mm, addr, (void *)buf, len, HMMU_ACCESS_WRITE), 0);
+}
+
+static inline void get_bytes(struct hmmu_mm *mm, unsigned long addr, void *buf, size_t len)
+{
+	assert_int_equal(hmmu_access(mm, addr, buf, len, HMMU_ACCESS_READ), 0);
+}
+
+static inline void put_byte(struct hmmu_mm *mm, unsigned long addr, unsigned char v)
+{
+	put_bytes(mm, addr, &v, 1);
+}
+
+static inline unsigned char get_byte(struct hmmu_mm *mm, unsigned long addr)
+{
+	unsigned char v;
+
+	get_bytes(mm, addr, &v, 1);
+	return v;
+}
+
+static inline long nr_free(void)
+{
+	return hmmu_node_nr_free_pages(0);
+}
+
+static inline struct hmmu_mm_stats stats(struct hmmu_mm *mm)
+{
+	struct hmmu_mm_stats st;
+
+	assert_int_equal(hmmu_mm_get_stats(mm, &st), 0);
+	return st;
+}
+
+static inline hmmu_vm_fault_t fault_at(struct hmmu_mm *mm, unsigned long addr, unsigned int flags)
+{
+	hmmu_vm_fault_t ret;
+
+	hmmu_mmap_read_lock(mm);
+	ret = hmmu_handle_mm_fault(hmmu_vma_lookup(mm, addr), addr, flags);
+	hmmu_mmap_read_unlock(mm);
+	return ret;
+}
+
+static inline unsigned long vma_flags(struct hmmu_mm *mm, unsigned long addr)
+{
+	struct hmmu_vma *vma;
+	unsigned long flags;
+
+	hmmu_mmap_read_lock(mm);
+	vma = hmmu_vma_lookup(mm, addr);
+	assert_non_null(vma);
+	flags = vma->vm_flags;
+	hmmu_mmap_read_unlock(mm);
+	return flags;
+}
+
+static inline void sleep_ms(long ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+static inline long gup(struct hmmu_mm *mm, unsigned long start, unsigned long nr, unsigned int flags,
+		       struct hmmu_page **pages)
+{
+	long ret;
+
+	hmmu_mmap_read_lock(mm);
+	ret = hmmu_get_user_pages_remote(mm, start, nr, flags, pages);
+	hmmu_mmap_read_unlock(mm);
+	return ret;
+}
+
+/* Bound on every wait of the tests (generous: sanitizer builds are slow). */
+#define WAIT_LIMIT_MS 30000
+
+#ifdef _GNU_SOURCE	/* pthread_timedjoin_np: programs that define it first */
+/* Join @t; false if it has not finished within @ms. */
+static inline bool join_within(pthread_t t, long ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	return pthread_timedjoin_np(t, NULL, &ts) == 0;
+}
+#endif
+
+/* Poll @bit of @page until it is set, at most WAIT_LIMIT_MS; returns whether it was. */
+static inline bool wait_for_flag(struct hmmu_page *page, enum hmmu_pageflags bit)
+{
+	for (long waited = 0; waited < WAIT_LIMIT_MS; waited++) {
+		if (hmmu_page_test_flag(page, bit))
+			return true;
+		sleep_ms(1);
+	}
+	return hmmu_page_test_flag(page, bit);
+}
 
 #define HMMU_TEST(fn) cmocka_unit_test_setup_teardown(fn, hmmu_test_setup, hmmu_test_teardown)
 

@@ -17,33 +17,6 @@
 #define RW (PROT_READ | PROT_WRITE)
 #define NPAGES 8
 
-/* ------------------------------------------------------------------ */
-/* Helpers                                                             */
-/* ------------------------------------------------------------------ */
-
-static void put_bytes(struct hmmu_mm *mm, unsigned long addr, const void *buf, size_t len)
-{
-	assert_int_equal(hmmu_access(mm, addr, (void *)buf, len, HMMU_ACCESS_WRITE), 0);
-}
-
-static void get_bytes(struct hmmu_mm *mm, unsigned long addr, void *buf, size_t len)
-{
-	assert_int_equal(hmmu_access(mm, addr, buf, len, HMMU_ACCESS_READ), 0);
-}
-
-static unsigned char get_byte(struct hmmu_mm *mm, unsigned long addr)
-{
-	unsigned char v;
-
-	get_bytes(mm, addr, &v, 1);
-	return v;
-}
-
-static void put_byte(struct hmmu_mm *mm, unsigned long addr, unsigned char v)
-{
-	put_bytes(mm, addr, &v, 1);
-}
-
 /* The byte pattern of the test files: position-dependent, never zero. */
 static unsigned char pattern(size_t pos)
 {
@@ -101,11 +74,6 @@ static struct hmmu_page *page_at(struct hmmu_mm *mm, unsigned long addr)
 
 	assert_true(hmmu_pte_present(e));
 	return hmmu_pfn_to_page(hmmu_pte_pfn(e));
-}
-
-static long nr_free(void)
-{
-	return hmmu_node_nr_free_pages(0);
 }
 
 static void register_sub(struct nr_sub *s, struct hmmu_mm *mm)

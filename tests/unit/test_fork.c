@@ -21,45 +21,6 @@
 #define BLK HMMU_NOTIFIER_RANGE_BLOCKABLE
 
 /* ------------------------------------------------------------------ */
-/* Helpers                                                             */
-/* ------------------------------------------------------------------ */
-
-static long nr_free(void)
-{
-	return hmmu_node_nr_free_pages(0);
-}
-
-static void put_bytes(struct hmmu_mm *mm, unsigned long addr, const void *buf, size_t len)
-{
-	assert_int_equal(hmmu_access(mm, addr, (void *)buf, len, HMMU_ACCESS_WRITE), 0);
-}
-
-static void get_bytes(struct hmmu_mm *mm, unsigned long addr, void *buf, size_t len)
-{
-	assert_int_equal(hmmu_access(mm, addr, buf, len, HMMU_ACCESS_READ), 0);
-}
-
-static void put_byte(struct hmmu_mm *mm, unsigned long addr, unsigned char v)
-{
-	put_bytes(mm, addr, &v, 1);
-}
-
-static unsigned char get_byte(struct hmmu_mm *mm, unsigned long addr)
-{
-	unsigned char v;
-
-	get_bytes(mm, addr, &v, 1);
-	return v;
-}
-
-static struct hmmu_mm_stats stats(struct hmmu_mm *mm)
-{
-	struct hmmu_mm_stats st;
-
-	assert_int_equal(hmmu_mm_get_stats(mm, &st), 0);
-	return st;
-}
-
 /* The present leaf mapping @addr (must be a PTE, not huge). */
 static hmmu_pte_t pte_at(struct hmmu_mm *mm, unsigned long addr)
 {

@@ -27,7 +27,6 @@
 #define ORDER9 (9UL << HMMU_PFN_ORDER_SHIFT)
 /* The retry bound of this group (short, so the timeout test is quick). */
 #define RETRY_MS 200
-#define WAIT_LIMIT_MS 30000
 #define NMAX 1024
 
 static int owner_a, owner_b;
@@ -172,37 +171,6 @@ static unsigned long pfn_at(struct hmmu_mm *mm, unsigned long addr)
 static unsigned long zero_pfn(void)
 {
 	return hmmu_page_to_pfn(hmmu_zero_page());
-}
-
-static void put_byte(struct hmmu_mm *mm, unsigned long addr, unsigned char v)
-{
-	assert_int_equal(hmmu_access(mm, addr, &v, 1, HMMU_ACCESS_WRITE), 0);
-}
-
-static unsigned char get_byte(struct hmmu_mm *mm, unsigned long addr)
-{
-	unsigned char v;
-
-	assert_int_equal(hmmu_access(mm, addr, &v, 1, HMMU_ACCESS_READ), 0);
-	return v;
-}
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
-/* Poll @bit of @page until it is set, at most WAIT_LIMIT_MS. */
-static bool wait_for_flag(struct hmmu_page *page, enum hmmu_pageflags bit)
-{
-	for (long waited = 0; waited < WAIT_LIMIT_MS; waited++) {
-		if (hmmu_page_test_flag(page, bit))
-			return true;
-		sleep_ms(1);
-	}
-	return hmmu_page_test_flag(page, bit);
 }
 
 static long now_ms(void)

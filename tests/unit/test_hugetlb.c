@@ -20,13 +20,6 @@
 
 /* ------------------------------------------------------------------ */
 /* Helpers                                                             */
-/* ------------------------------------------------------------------ */
-
-static long nr_free(void)
-{
-	return hmmu_node_nr_free_pages(0);
-}
-
 static long map_huge(struct hmmu_mm *mm, unsigned long hint, size_t len, int flags)
 {
 	return hmmu_mmap(mm, hint, len, RW, HUGE_FLAGS | flags, -1, 0);
@@ -40,24 +33,6 @@ static unsigned long map_huge_ok(struct hmmu_mm *mm, size_t len)
 	assert_true(a > 0);
 	assert_int_equal((unsigned long)a & (HPAGE - 1), 0);
 	return (unsigned long)a;
-}
-
-static struct hmmu_mm_stats stats(struct hmmu_mm *mm)
-{
-	struct hmmu_mm_stats st;
-
-	assert_int_equal(hmmu_mm_get_stats(mm, &st), 0);
-	return st;
-}
-
-static void put_bytes(struct hmmu_mm *mm, unsigned long addr, const void *buf, size_t len)
-{
-	assert_int_equal(hmmu_access(mm, addr, (void *)buf, len, HMMU_ACCESS_WRITE), 0);
-}
-
-static void get_bytes(struct hmmu_mm *mm, unsigned long addr, void *buf, size_t len)
-{
-	assert_int_equal(hmmu_access(mm, addr, buf, len, HMMU_ACCESS_READ), 0);
 }
 
 /* @len random bytes written at @addr; returns them (free them). */
@@ -117,17 +92,7 @@ static void assert_huge_page(struct hmmu_page *head, int refs)
 	assert_int_equal(atomic_load(&head->_mapcount), 0);
 }
 
-static hmmu_vm_fault_t fault_at(struct hmmu_mm *mm, unsigned long addr, unsigned int flags)
-{
-	hmmu_vm_fault_t ret;
-
-	hmmu_mmap_read_lock(mm);
-	ret = hmmu_handle_mm_fault(hmmu_vma_lookup(mm, addr), addr, flags);
-	hmmu_mmap_read_unlock(mm);
-	return ret;
-}
-
-static long gup(struct hmmu_mm *mm, unsigned long start, unsigned long nr, unsigned int flags,
+static long gup_or_pin(struct hmmu_mm *mm, unsigned long start, unsigned long nr, unsigned int flags,
 		struct hmmu_page **pages, bool pin)
 {
 	long ret;
@@ -580,7 +545,7 @@ static void test_hugetlb_cow_reuse(void **state)
 	assert_int_equal(stats(mm).cow_faults, 0);
 	assert_int_equal(nr_free(), free0);
 	/* Not exclusive and referenced elsewhere (a GUP reference): copied. */
-	assert_int_equal(gup(mm, h + 3 * PAGE, 1, 0, pages, false), 1);
+	assert_int_equal(gup_or_pin(mm, h + 3 * PAGE, 1, 0, pages, false), 1);
 	write_protect(mm, h, HPAGE);
 	hmmu_page_clear_flag(head, HMMU_PG_anon_exclusive);
 	put_bytes(mm, h + 2, &v, 1);
@@ -631,7 +596,7 @@ static void test_hugetlb_pool_exhausted(void **state)
 	assert_int_equal(hmmu_access(mm, h + HPAGE, &v, 1, HMMU_ACCESS_READ), -EFAULT);
 	assert_int_equal(hmmu_access(mm, h + HPAGE, &v, 1, HMMU_ACCESS_WRITE), -EFAULT);
 	assert_int_equal(fault_at(mm, h + HPAGE, 0), HMMU_VM_FAULT_SIGBUS);
-	assert_int_equal(gup(mm, h + HPAGE, 1, 0, pages, false), -EFAULT);
+	assert_int_equal(gup_or_pin(mm, h + HPAGE, 1, 0, pages, false), -EFAULT);
 	assert_int_equal(hmmu_test_leaf(mm, h + HPAGE, NULL), 0);
 	/* The copy-on-write copy has no page either: the shared leaf stays. */
 	assert_int_equal(fault_at(mm, h + 5, HMMU_FAULT_FLAG_WRITE), HMMU_VM_FAULT_SIGBUS);
@@ -668,7 +633,7 @@ static void test_hugetlb_gup(void **state)
 	get_bytes(mm, h + HPAGE, &v, 1);
 	head = leaf_head(mm, h + HPAGE, NULL);
 	assert_false(hmmu_pte_write(hmmu_test_leaf(mm, h + HPAGE, NULL)));
-	assert_int_equal(gup(mm, h + HPAGE + 10 * PAGE, 3, 0, pages, true), 3);
+	assert_int_equal(gup_or_pin(mm, h + HPAGE + 10 * PAGE, 3, 0, pages, true), 3);
 	for (int i = 0; i < 3; i++)
 		assert_ptr_equal(pages[i], head + 10 + i);
 	assert_int_equal(hmmu_page_ref_count(head), 4);
@@ -677,14 +642,14 @@ static void test_hugetlb_gup(void **state)
 	hmmu_unpin_user_pages(pages, 3);
 	assert_false(hmmu_page_maybe_dma_pinned(head));
 	/* FOLL_WRITE on the read-only leaf: the exclusive page becomes writable. */
-	assert_int_equal(gup(mm, h + HPAGE + 511 * PAGE, 1, HMMU_FOLL_WRITE, pages, false), 1);
+	assert_int_equal(gup_or_pin(mm, h + HPAGE + 511 * PAGE, 1, HMMU_FOLL_WRITE, pages, false), 1);
 	assert_ptr_equal(pages[0], head + 511);
 	assert_true(hmmu_pte_write(hmmu_test_leaf(mm, h + HPAGE, NULL)));
 	assert_ptr_equal(leaf_head(mm, h + HPAGE, NULL), head);
 	hmmu_put_page(pages[0]);
 	assert_int_equal(hmmu_page_ref_count(head), 1);
 	/* A write GUP on an empty PMD faults a writable leaf in; the range spans both pages. */
-	assert_int_equal(gup(mm, h + HPAGE - PAGE, 2, HMMU_FOLL_WRITE, pages, true), 2);
+	assert_int_equal(gup_or_pin(mm, h + HPAGE - PAGE, 2, HMMU_FOLL_WRITE, pages, true), 2);
 	assert_ptr_equal(pages[0], leaf_head(mm, h, NULL) + 511);
 	assert_ptr_equal(pages[1], head);
 	hmmu_unpin_user_pages(pages, 2);

@@ -16,52 +16,11 @@
 
 #define PAGE HMMU_PAGE_SIZE
 #define RW (PROT_READ | PROT_WRITE)
-/* Bound on every wait of these tests (generous: sanitizer builds are slow). */
-#define WAIT_LIMIT_MS 30000
 
 static int owner_a, owner_b;
 
 /* ------------------------------------------------------------------ */
 /* Helpers                                                             */
-/* ------------------------------------------------------------------ */
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
-/* Join @t; false if it has not finished within @ms. */
-static bool join_within(pthread_t t, long ms)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += ms / 1000;
-	return pthread_timedjoin_np(t, NULL, &ts) == 0;
-}
-
-/* Poll @flag of @page until it is set, at most WAIT_LIMIT_MS. */
-static bool wait_for_flag(struct hmmu_page *page, enum hmmu_pageflags bit)
-{
-	for (long waited = 0; waited < WAIT_LIMIT_MS; waited++) {
-		if (hmmu_page_test_flag(page, bit))
-			return true;
-		sleep_ms(1);
-	}
-	return hmmu_page_test_flag(page, bit);
-}
-
-static void put_bytes(struct hmmu_mm *mm, unsigned long addr, const void *buf, size_t len)
-{
-	assert_int_equal(hmmu_access(mm, addr, (void *)buf, len, HMMU_ACCESS_WRITE), 0);
-}
-
-static void get_bytes(struct hmmu_mm *mm, unsigned long addr, void *buf, size_t len)
-{
-	assert_int_equal(hmmu_access(mm, addr, buf, len, HMMU_ACCESS_READ), 0);
-}
 
 static void fill_random(void *buf, size_t len, uint64_t *rs)
 {

@@ -19,35 +19,6 @@
 #define MAX_PFN ((1UL << 44) - 1)
 #define GiB (1UL << 30)
 #define MiB (1UL << 20)
-/* Bound on every wait of these tests (generous: sanitizer builds are slow). */
-#define WAIT_LIMIT_MS 30000
-
-/* ------------------------------------------------------------------ */
-/* Helpers                                                             */
-/* ------------------------------------------------------------------ */
-
-static void put_bytes(struct hmmu_mm *mm, unsigned long addr, const void *buf, size_t len)
-{
-	assert_int_equal(hmmu_access(mm, addr, (void *)buf, len, HMMU_ACCESS_WRITE), 0);
-}
-
-static void get_bytes(struct hmmu_mm *mm, unsigned long addr, void *buf, size_t len)
-{
-	assert_int_equal(hmmu_access(mm, addr, buf, len, HMMU_ACCESS_READ), 0);
-}
-
-static void put_byte(struct hmmu_mm *mm, unsigned long addr, unsigned char v)
-{
-	put_bytes(mm, addr, &v, 1);
-}
-
-static unsigned char get_byte(struct hmmu_mm *mm, unsigned long addr)
-{
-	unsigned char v;
-
-	get_bytes(mm, addr, &v, 1);
-	return v;
-}
 
 static void fill_random(void *buf, size_t len, uint64_t *rs)
 {
@@ -65,19 +36,6 @@ static bool all_zero(const void *buf, size_t len)
 		if (p[i])
 			return false;
 	return true;
-}
-
-static struct hmmu_mm_stats stats(struct hmmu_mm *mm)
-{
-	struct hmmu_mm_stats st;
-
-	assert_int_equal(hmmu_mm_get_stats(mm, &st), 0);
-	return st;
-}
-
-static long nr_free(void)
-{
-	return hmmu_node_nr_free_pages(0);
 }
 
 /* The frame mapped at @addr by a present entry, or NULL. */
@@ -114,27 +72,6 @@ static hmmu_pte_t swap_pte(struct hmmu_mm *mm, unsigned long addr, hmmu_pte_t va
 	return old;
 }
 
-static hmmu_vm_fault_t fault_at(struct hmmu_mm *mm, unsigned long addr, unsigned int flags)
-{
-	hmmu_vm_fault_t ret;
-
-	hmmu_mmap_read_lock(mm);
-	ret = hmmu_handle_mm_fault(hmmu_vma_lookup(mm, addr), addr, flags);
-	hmmu_mmap_read_unlock(mm);
-	return ret;
-}
-
-static long gup(struct hmmu_mm *mm, unsigned long start, unsigned long nr, unsigned int flags,
-		struct hmmu_page **pages)
-{
-	long ret;
-
-	hmmu_mmap_read_lock(mm);
-	ret = hmmu_get_user_pages_remote(mm, start, nr, flags, pages);
-	hmmu_mmap_read_unlock(mm);
-	return ret;
-}
-
 static long pin(struct hmmu_mm *mm, unsigned long start, unsigned long nr, unsigned int flags,
 		struct hmmu_page **pages)
 {
@@ -144,34 +81,6 @@ static long pin(struct hmmu_mm *mm, unsigned long start, unsigned long nr, unsig
 	ret = hmmu_pin_user_pages_remote(mm, start, nr, flags, pages);
 	hmmu_mmap_read_unlock(mm);
 	return ret;
-}
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
-/* Join @t; false if it has not finished within @ms. */
-static bool join_within(pthread_t t, long ms)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += ms / 1000;
-	return pthread_timedjoin_np(t, NULL, &ts) == 0;
-}
-
-/* Poll @flag until it is set, at most WAIT_LIMIT_MS; returns whether it was. */
-static bool wait_for_flag(struct hmmu_page *page, enum hmmu_pageflags bit)
-{
-	for (long waited = 0; waited < WAIT_LIMIT_MS; waited++) {
-		if (hmmu_page_test_flag(page, bit))
-			return true;
-		sleep_ms(1);
-	}
-	return hmmu_page_test_flag(page, bit);
 }
 
 /* ------------------------------------------------------------------ */

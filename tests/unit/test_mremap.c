@@ -52,19 +52,6 @@ void *aligned_alloc(size_t align, size_t size)
 	return posix_memalign(&p, align, size) ? NULL : p;
 }
 
-static long nr_free(void)
-{
-	return hmmu_node_nr_free_pages(0);
-}
-
-static struct hmmu_mm_stats stats(struct hmmu_mm *mm)
-{
-	struct hmmu_mm_stats st;
-
-	assert_int_equal(hmmu_mm_get_stats(mm, &st), 0);
-	return st;
-}
-
 static unsigned long map_at(struct hmmu_mm *mm, unsigned long addr, size_t len, int prot)
 {
 	return hmmu_test_map_at(mm, addr, len, prot, MAP_FIXED);

@@ -28,11 +28,6 @@
 #define FAR 0x7f0000000000UL
 #define BLK HMMU_NOTIFIER_RANGE_BLOCKABLE
 
-static long nr_free(void)
-{
-	return hmmu_node_nr_free_pages(0);
-}
-
 static int mm_count(struct hmmu_mm *mm)
 {
 	return atomic_load(&mm->mm_count);

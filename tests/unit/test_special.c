@@ -145,47 +145,6 @@ static unsigned long drv_map_ok(struct hmmu_mm *mm, struct drv *d, int prot, int
 	return (unsigned long)a;
 }
 
-/* ------------------------------------------------------------------ */
-/* Helpers                                                             */
-/* ------------------------------------------------------------------ */
-
-static long nr_free(void)
-{
-	return hmmu_node_nr_free_pages(0);
-}
-
-static struct hmmu_mm_stats stats(struct hmmu_mm *mm)
-{
-	struct hmmu_mm_stats st;
-
-	assert_int_equal(hmmu_mm_get_stats(mm, &st), 0);
-	return st;
-}
-
-static unsigned long vma_flags(struct hmmu_mm *mm, unsigned long addr)
-{
-	struct hmmu_vma *vma;
-	unsigned long flags;
-
-	hmmu_mmap_read_lock(mm);
-	vma = hmmu_vma_lookup(mm, addr);
-	assert_non_null(vma);
-	flags = vma->vm_flags;
-	hmmu_mmap_read_unlock(mm);
-	return flags;
-}
-
-static long gup(struct hmmu_mm *mm, unsigned long start, unsigned long nr, unsigned int flags,
-		struct hmmu_page **pages)
-{
-	long ret;
-
-	hmmu_mmap_read_lock(mm);
-	ret = hmmu_get_user_pages_remote(mm, start, nr, flags, pages);
-	hmmu_mmap_read_unlock(mm);
-	return ret;
-}
-
 /* Page @i of the mapping at @a has the pattern of page @i. */
 static void check_page(struct hmmu_mm *mm, unsigned long a, unsigned long i)
 {

@@ -65,19 +65,6 @@ static void check_vma(const struct vma_set *s, int i, unsigned long start, unsig
 	assert_int_equal(s->v[i].flags & VM_RWX, want);
 }
 
-static void put_byte(struct hmmu_mm *mm, unsigned long addr, unsigned char v)
-{
-	assert_int_equal(hmmu_access(mm, addr, &v, 1, HMMU_ACCESS_WRITE), 0);
-}
-
-static unsigned char get_byte(struct hmmu_mm *mm, unsigned long addr)
-{
-	unsigned char v;
-
-	assert_int_equal(hmmu_access(mm, addr, &v, 1, HMMU_ACCESS_READ), 0);
-	return v;
-}
-
 static unsigned long vm_flags_at(struct hmmu_mm *mm, unsigned long addr)
 {
 	struct hmmu_vma *vma;
@@ -89,11 +76,6 @@ static unsigned long vm_flags_at(struct hmmu_mm *mm, unsigned long addr)
 		flags = vma->vm_flags;
 	hmmu_mmap_read_unlock(mm);
 	return flags;
-}
-
-static long nr_free(void)
-{
-	return hmmu_node_nr_free_pages(0);
 }
 
 /* ------------------------------------------------------------------ */
