@@ -734,6 +734,11 @@ int hmmu_filemap_get_page(struct hmmu_file *file, unsigned long index, struct hm
  * dirty (it may still be written through a writable entry).  0 or -EIO.
  */
 int hmmu_file_writeback(struct hmmu_file *file, unsigned long first, unsigned long last);
+/*
+ * A shared file VMA is going away (munmap, mremap's old range, teardown):
+ * what was written through it reaches the file.  No-op for other VMAs.
+ */
+void hmmu_vma_file_writeback(struct hmmu_vma *vma);
 
 /* ---------------------------------------------------------------------- */
 /* src/mm/hugetlb.c: hugetlb mappings (2 MiB pages, PMD leaves only)       */

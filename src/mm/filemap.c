@@ -376,6 +376,12 @@ int hmmu_file_writeback(struct hmmu_file *file, unsigned long first, unsigned lo
 	return err;
 }
 
+void hmmu_vma_file_writeback(struct hmmu_vma *vma)
+{
+	if (vma->vm_file && vma->vm_flags & HMMU_VM_SHARED)
+		hmmu_file_writeback(vma->vm_file, vma->vm_pgoff, hmmu_linear_page_index(vma, vma->vm_end - 1));
+}
+
 /* ------------------------------------------------------------------ */
 /* msync                                                               */
 /* ------------------------------------------------------------------ */

@@ -90,6 +90,7 @@ static void hmmu_exit_mmap(struct hmmu_mm *mm)
 	hmmu_notifier_invalidate_range_end(&range);
 	hmmu_free_pgtables(mm, 0, HMMU_TASK_SIZE);
 	cds_list_for_each_entry_safe(vma, tmp, &mm->vma_list, vm_list) {
+		hmmu_vma_file_writeback(vma);
 		hmmu_vma_unlink(mm, vma);
 		hmmu_vma_free(vma);
 	}

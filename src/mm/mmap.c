@@ -70,6 +70,7 @@ int hmmu_do_munmap(struct hmmu_mm *mm, unsigned long start, unsigned long end)
 	hmmu_free_pgtables(mm, start, end);
 	while (vma && vma->vm_start < end) {
 		next = hmmu_vma_next(vma);
+		hmmu_vma_file_writeback(vma);
 		hmmu_vma_unlink(mm, vma);
 		hmmu_vma_free(vma);
 		vma = next;

@@ -86,8 +86,8 @@ struct hmmu_vma *hmmu_vma_alloc(struct hmmu_mm *mm)
 
 /*
  * Free a VMA that is not (or no longer) linked: the driver's close hook,
- * then its references on the anon_vma and the file (writing a shared file
- * mapping's dirty pages back first).  Caller holds the mmap_lock for write.
+ * then its references on the anon_vma and the file.  Caller holds the
+ * mmap_lock for write.
  */
 void hmmu_vma_free(struct hmmu_vma *vma)
 {
@@ -95,10 +95,6 @@ void hmmu_vma_free(struct hmmu_vma *vma)
 		vma->vm_ops->close(vma);
 	if (vma->anon_vma)
 		hmmu_anon_vma_detach(vma);
-	/* What was written through a shared file mapping reaches the file when
-	 * the mapping goes (munmap, mremap, teardown, or a merge: harmless). */
-	if (vma->vm_file && vma->vm_flags & HMMU_VM_SHARED && vma->vm_end > vma->vm_start)
-		hmmu_file_writeback(vma->vm_file, vma->vm_pgoff, hmmu_linear_page_index(vma, vma->vm_end - 1));
 	if (vma->vm_file)
 		hmmu_file_put(vma->vm_file);
 	free(vma);
