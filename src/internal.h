@@ -636,6 +636,7 @@ struct hmmu_anon_vma {
 	atomic_int refcount;		/* one per VMA on `vmas`, plus walkers' */
 	pthread_mutex_t lock;		/* protects `vmas` */
 	struct cds_list_head vmas;	/* VMAs through vma->anon_vma_link */
+	struct hmmu_rcu_head rcu;	/* freed after a grace period (rmap walks) */
 };
 
 /* Give @vma an anon_vma if it has none; caller holds the mmap_lock (read). 0 or -ENOMEM. */
@@ -651,6 +652,23 @@ void hmmu_page_add_new_anon_rmap(struct hmmu_page *page, struct hmmu_vma *vma, u
 void hmmu_page_add_file_rmap(struct hmmu_page *page);
 /* Remove one mapping of @page (PTE level, or the whole compound page at PMD level). */
 void hmmu_page_remove_rmap(struct hmmu_page *page, bool compound);
+
+/*
+ * Reverse-map walk of an anonymous page (base page or device page): see
+ * hmmu_rmap_walk() in rmap.c for the locking.  rmap_one() gets each VMA
+ * that may map the page and the address it would be at; it returns false
+ * to stop.  done() (optional) is asked after each VMA.  A VMA of an mm
+ * other than locked_mm is visited with that mm's mmap_lock try-locked for
+ * read; when the trylock fails the VMA is skipped and `skipped` set.
+ */
+struct hmmu_rmap_walk_control {
+	void *arg;
+	struct hmmu_mm *locked_mm;
+	bool (*rmap_one)(struct hmmu_page *page, struct hmmu_vma *vma, unsigned long addr, void *arg);
+	bool (*done)(struct hmmu_page *page);
+	bool skipped;
+};
+void hmmu_rmap_walk(struct hmmu_page *page, struct hmmu_rmap_walk_control *rwc);
 
 /* ---------------------------------------------------------------------- */
 /* src/mm/memory.c: faults, zap, protection change, huge PMDs              */

@@ -13,6 +13,7 @@
 #include <hmmu/mmu_notifier.h>
 #include <hmmu/memremap.h>
 #include <hmmu/hmm.h>
+#include <hmmu/migrate.h>
 
 #ifdef __cplusplus
 extern "C" {

@@ -49,6 +49,8 @@ int hmmu_exit(void)
 
 	if (!hmmu_initialised)
 		return 0;
+	/* Run deferred frees (anon_vmas, notifier subscriptions) first. */
+	hmmu_rcu_barrier();
 	/* Everything but the zero page must be back in the allocator. */
 	if (atomic_load(&ram->nr_free) + 1 != (long)ram->nr_pages)
 		return -EBUSY;

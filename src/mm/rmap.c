@@ -19,13 +19,25 @@ static struct hmmu_anon_vma *hmmu_anon_vma_alloc(void)
 	return av;
 }
 
+static void hmmu_anon_vma_free_rcu(struct hmmu_rcu_head *head)
+{
+	struct hmmu_anon_vma *av = hmmu_container_of(head, struct hmmu_anon_vma, rcu);
+
+	pthread_mutex_destroy(&av->lock);
+	free(av);
+}
+
+/*
+ * Drop a reference.  The memory is freed after a grace period, because
+ * hmmu_rmap_walk() reaches an anon_vma from a page's `mapping` without
+ * holding any VMA that keeps it alive.
+ */
 static void hmmu_anon_vma_put(struct hmmu_anon_vma *av)
 {
 	if (atomic_fetch_sub_explicit(&av->refcount, 1, memory_order_acq_rel) != 1)
 		return;
 	HMMU_BUG_ON(!cds_list_empty(&av->vmas));
-	pthread_mutex_destroy(&av->lock);
-	free(av);
+	hmmu_call_rcu(&av->rcu, hmmu_anon_vma_free_rcu);
 }
 
 void hmmu_anon_vma_attach(struct hmmu_vma *vma, struct hmmu_anon_vma *av)
@@ -105,4 +117,81 @@ void hmmu_page_remove_rmap(struct hmmu_page *page, bool compound)
 	int old = atomic_fetch_sub_explicit(count, 1, memory_order_acq_rel);
 
 	HMMU_BUG_ON(old <= 0);
+}
+
+/*
+ * A reference on the anon_vma of @page, or NULL (not anonymous, or the
+ * anon_vma is being freed: then no VMA can map the page any more).  The
+ * RCU read section keeps the memory valid between reading `mapping` and
+ * taking the reference (pairs with the call_rcu in hmmu_anon_vma_put).
+ */
+static struct hmmu_anon_vma *hmmu_page_get_anon_vma(struct hmmu_page *page)
+{
+	struct hmmu_anon_vma *av = NULL;
+	uintptr_t mapping;
+	int ref;
+
+	hmmu_rcu_read_lock();
+	mapping = (uintptr_t)__atomic_load_n(&page->mapping, __ATOMIC_ACQUIRE);
+	if (mapping & HMMU_PAGE_MAPPING_ANON) {
+		av = (struct hmmu_anon_vma *)(mapping & ~HMMU_PAGE_MAPPING_ANON);
+		ref = atomic_load_explicit(&av->refcount, memory_order_relaxed);
+		do {
+			if (!ref) {
+				av = NULL;
+				break;
+			}
+		} while (!atomic_compare_exchange_weak_explicit(&av->refcount, &ref, ref + 1,
+								memory_order_acquire, memory_order_relaxed));
+	}
+	hmmu_rcu_read_unlock();
+	return av;
+}
+
+/* May the walk look at @vma's page tables?  Pins the VMA's mm if it must. */
+static bool hmmu_rmap_vma_lock(struct hmmu_rmap_walk_control *rwc, struct hmmu_vma *vma)
+{
+	if (vma->vm_mm == rwc->locked_mm)
+		return true;
+	if (hmmu_mmap_read_trylock(vma->vm_mm))
+		return true;
+	rwc->skipped = true;
+	return false;
+}
+
+/*
+ * Visit every VMA that may map the anonymous page @page, with the page's
+ * address in it.  Context: @page locked and referenced by the caller; the
+ * caller holds rwc->locked_mm's mmap_lock (or none, locked_mm NULL).  The
+ * anon_vma lock is held across the callbacks; each other mm's mmap_lock is
+ * try-locked for read around its VMA (a busy mm is skipped and reported in
+ * rwc->skipped: its mappings stay as they are).  Stops when rmap_one
+ * returns false or rwc->done() returns true.
+ */
+void hmmu_rmap_walk(struct hmmu_page *page, struct hmmu_rmap_walk_control *rwc)
+{
+	struct hmmu_anon_vma *av;
+	struct hmmu_vma *vma;
+
+	HMMU_BUG_ON(!hmmu_page_locked(page));
+	av = hmmu_page_get_anon_vma(page);
+	if (!av)
+		return;
+	pthread_mutex_lock(&av->lock);
+	cds_list_for_each_entry(vma, &av->vmas, anon_vma_link) {
+		unsigned long addr = vma->vm_start + ((page->index - vma->vm_pgoff) << HMMU_PAGE_SHIFT);
+		bool more;
+
+		if (page->index < vma->vm_pgoff || addr >= vma->vm_end)
+			continue;
+		if (!hmmu_rmap_vma_lock(rwc, vma))
+			continue;
+		more = rwc->rmap_one(page, vma, addr, rwc->arg);
+		if (vma->vm_mm != rwc->locked_mm)
+			hmmu_mmap_read_unlock(vma->vm_mm);
+		if (!more || (rwc->done && rwc->done(page)))
+			break;
+	}
+	pthread_mutex_unlock(&av->lock);
+	hmmu_anon_vma_put(av);
 }

@@ -1,0 +1,181 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * dmirror: the reference software device (the kernel's lib/test_hmm.c).
+ *
+ * A device (struct hmmu_dmirror_device, the kernel's "mdevice") owns fake
+ * device memory, private or coherent, in chunks created on demand; its
+ * pages' pagemap owner is the device itself.  A mirror (struct
+ * hmmu_dmirror, one per "open") binds the device to one mm: it keeps a
+ * device page table for that mm, kept coherent by an interval notifier
+ * over the whole address space.  hmmu_dmirror_cmd() runs the kernel test
+ * driver's ioctls with the same arguments and results.  dmirror uses the
+ * public API only; docs/driver-guide.md walks through it.
+ */
+#ifndef HMMU_DMIRROR_H
+#define HMMU_DMIRROR_H
+
+#include <stdint.h>
+
+#include <hmmu/memremap.h>
+#include <hmmu/mm.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct hmmu_dmirror_device;
+struct hmmu_dmirror;
+
+/* Device configuration; zero fields take the defaults. */
+struct hmmu_dmirror_device_config {
+	enum hmmu_memory_type type;	/* DEVICE_PRIVATE (default) or DEVICE_COHERENT */
+	unsigned long chunk_size;	/* bytes per chunk, multiple of 2 MiB; default 256 MiB */
+	unsigned long max_chunks;	/* chunks the device may create; default 16 */
+	/*
+	 * Pages migrate_to_ram brings back per fault: 1 (default, the kernel
+	 * driver) or a power of two up to 512; the window is aligned, clamped
+	 * to the VMA, and takes only this device's pages.
+	 */
+	unsigned long fault_around_pages;
+};
+
+/**
+ * hmmu_dmirror_device_create() - a new device with one chunk of memory.
+ * Returns 0, -EINVAL (bad config, library not initialised) or -ENOMEM.
+ */
+HMMU_EXPORT int hmmu_dmirror_device_create(const struct hmmu_dmirror_device_config *cfg,
+					   struct hmmu_dmirror_device **devp);
+/**
+ * hmmu_dmirror_device_destroy() - evict every page of the device back to
+ * system memory and remove its memory.  Returns 0, -EBUSY (a mirror is
+ * still open; nothing done) or -EINVAL (NULL).
+ */
+HMMU_EXPORT int hmmu_dmirror_device_destroy(struct hmmu_dmirror_device *mdevice);
+
+/** The pagemap owner of the device's pages (the device itself). */
+HMMU_EXPORT void *hmmu_dmirror_device_owner(struct hmmu_dmirror_device *mdevice);
+
+/* Device counters (the kernel driver's calloc/cfree, and more). */
+struct hmmu_dmirror_device_stats {
+	unsigned long calloc;		/* device pages allocated */
+	unsigned long cfree;		/* device pages freed (page_free) */
+	unsigned long chunks;		/* chunks present */
+	unsigned long pages_in_use;	/* allocated and not yet freed */
+	unsigned long migrate_to_ram;	/* CPU faults served by migrate_to_ram */
+	unsigned long evicted;		/* pages moved back by eviction (close, RELEASE, destroy) */
+	unsigned long alloc_failures;	/* allocations failed by the knob below */
+};
+/** hmmu_dmirror_device_get_stats() - a snapshot of the counters.  0 or -EINVAL. */
+HMMU_EXPORT int hmmu_dmirror_device_get_stats(struct hmmu_dmirror_device *mdevice,
+					      struct hmmu_dmirror_device_stats *stats);
+
+/* Allocation-failure knob: which allocations to fail. */
+enum hmmu_dmirror_fail_kind {
+	HMMU_DMIRROR_FAIL_DEVICE_ALLOC,	/* device pages (migration to the device) */
+	HMMU_DMIRROR_FAIL_SYSTEM_ALLOC,	/* system pages (migration back, eviction) */
+};
+/**
+ * hmmu_dmirror_device_fail_allocs() - make the next @count allocations of
+ * @kind fail (-1: all of them until reset; 0: reset).  0 or -EINVAL.
+ */
+HMMU_EXPORT int hmmu_dmirror_device_fail_allocs(struct hmmu_dmirror_device *mdevice,
+						enum hmmu_dmirror_fail_kind kind, long count);
+
+/**
+ * hmmu_dmirror_open() - bind @mdevice to @mm: a new mirror with an empty
+ * device page table and an interval notifier over the whole of @mm.
+ * Returns 0, -EINVAL or -ENOMEM.
+ */
+HMMU_EXPORT int hmmu_dmirror_open(struct hmmu_dmirror_device *mdevice, struct hmmu_mm *mm,
+				  struct hmmu_dmirror **mirrorp);
+/**
+ * hmmu_dmirror_close() - remove the notifier, then evict every page of
+ * the device (all mirrors' pages, as the kernel driver does) and free the
+ * mirror.  Returns 0 or -EINVAL.
+ */
+HMMU_EXPORT int hmmu_dmirror_close(struct hmmu_dmirror *mirror);
+
+/* hmmu_dmirror_cmd(): the kernel's struct hmm_dmirror_cmd. */
+struct hmmu_dmirror_cmd {
+	uint64_t addr;		/* page-aligned address in the mirrored mm */
+	uint64_t ptr;		/* the caller's buffer (a pointer in this process) */
+	uint64_t npages;
+	uint64_t cpages;	/* out: pages processed */
+	uint64_t faults;	/* out: device fault rounds */
+};
+
+/* Commands (the ioctl numbers). */
+enum hmmu_dmirror_cmd_nr {
+	HMMU_DMIRROR_READ = 0,
+	HMMU_DMIRROR_WRITE = 1,
+	HMMU_DMIRROR_MIGRATE_TO_DEV = 2,
+	HMMU_DMIRROR_MIGRATE_TO_SYS = 3,
+	HMMU_DMIRROR_SNAPSHOT = 4,
+	HMMU_DMIRROR_EXCLUSIVE = 5,
+	HMMU_DMIRROR_CHECK_EXCLUSIVE = 6,
+	HMMU_DMIRROR_RELEASE = 7,
+};
+
+/* SNAPSHOT bytes. */
+enum {
+	HMMU_DMIRROR_PROT_ERROR = 0xFF,
+	HMMU_DMIRROR_PROT_NONE = 0x00,
+	HMMU_DMIRROR_PROT_READ = 0x01,
+	HMMU_DMIRROR_PROT_WRITE = 0x02,
+	HMMU_DMIRROR_PROT_PMD = 0x04,
+	HMMU_DMIRROR_PROT_PUD = 0x08,
+	HMMU_DMIRROR_PROT_ZERO = 0x10,
+	HMMU_DMIRROR_PROT_DEV_PRIVATE_LOCAL = 0x20,
+	HMMU_DMIRROR_PROT_DEV_PRIVATE_REMOTE = 0x30,
+	HMMU_DMIRROR_PROT_DEV_COHERENT_LOCAL = 0x40,
+	HMMU_DMIRROR_PROT_DEV_COHERENT_REMOTE = 0x50,
+};
+
+/**
+ * hmmu_dmirror_cmd() - run command @nr on @mirror (the kernel driver's
+ * ioctl, spec section 5.6).  The argument is checked first (-EINVAL: NULL,
+ * addr not page aligned, npages 0 or wrapping); cpages and faults are
+ * written back only on success.  Returns 0 or the command's negative errno:
+ * -EFAULT (a page cannot be faulted, or the mm is gone for READ/WRITE),
+ * -EPERM (write to a read-only mapping; CHECK_EXCLUSIVE finding an atomic
+ * entry), -EINVAL (unknown command; MIGRATE_TO_DEV over an unreadable or
+ * unmapped range), -ENOENT (MIGRATE_TO_DEV read-back finds a page missing
+ * from the device), -EBUSY (retry bound passed; EXCLUSIVE could not take
+ * every page), -ENOMEM.
+ */
+HMMU_EXPORT int hmmu_dmirror_cmd(struct hmmu_dmirror *mirror, unsigned int nr, struct hmmu_dmirror_cmd *cmd);
+
+/**
+ * hmmu_dmirror_mmap() - map @len bytes of the device (the kernel driver's
+ * mmap): a MIXEDMAP mapping whose every page is a fresh zeroed system page
+ * inserted with hmmu_vm_insert_page().  @prot, @flags as hmmu_mmap_special().
+ * Returns the address or a negative errno.
+ */
+HMMU_EXPORT long hmmu_dmirror_mmap(struct hmmu_dmirror *mirror, unsigned long addr, size_t len, int prot,
+				   int flags);
+
+/*
+ * Direct calls (no bounce buffer, no read-back), for benchmarks and the
+ * device compute engine.  Same locking as the commands: none held.
+ */
+/**
+ * hmmu_dmirror_read() - the device reads @npages pages at @addr into @buf
+ * through its page table, faulting missing entries in (one copy per page).
+ * *@faults (if not NULL) counts fault rounds.  Errors as READ.
+ */
+HMMU_EXPORT int hmmu_dmirror_read(struct hmmu_dmirror *mirror, unsigned long addr, void *buf,
+				  unsigned long npages, unsigned long *faults);
+/**
+ * hmmu_dmirror_migrate_to_device() / _to_system() - migrate @npages pages
+ * at @addr in batches of up to @batch pages (0: 64).  Returns the number of
+ * pages migrated, or a negative errno as MIGRATE_TO_DEV / MIGRATE_TO_SYS.
+ */
+HMMU_EXPORT long hmmu_dmirror_migrate_to_device(struct hmmu_dmirror *mirror, unsigned long addr,
+						unsigned long npages, unsigned long batch);
+HMMU_EXPORT long hmmu_dmirror_migrate_to_system(struct hmmu_dmirror *mirror, unsigned long addr,
+						unsigned long npages, unsigned long batch);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* HMMU_DMIRROR_H */
