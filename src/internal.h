@@ -384,8 +384,9 @@ static inline bool hmmu_is_writable_swp_entry(struct hmmu_swp_entry se)
  * none -> table population of levels 3..1 (a compare-and-swap that may
  * race only with another population).  Entries are read without the lock by
  * walkers that hold the mmap_lock (they see a consistent 64-bit word, and
- * tables are freed only under the mmap_lock held for write), and under it
- * by anyone who acts on what they read.
+ * tables are unlinked only under the mmap_lock held for write) or an RCU
+ * read section (reverse-map walks: tables are freed after a grace period),
+ * and under it by anyone who acts on what they read.
  */
 struct hmmu_pt {
 	pthread_mutex_t ptl;
@@ -397,6 +398,7 @@ struct hmmu_pt {
 	 * allocates (ptl).  A deposited PTE table: the next one down the stack.
 	 */
 	struct hmmu_pt *deposit;
+	struct hmmu_rcu_head rcu;	/* freed after a grace period (hmmu_pt_free) */
 	hmmu_pte_t e[HMMU_PT_ENTRIES] __attribute__((aligned(64)));
 };
 
@@ -516,7 +518,8 @@ struct hmmu_mm_walk {
 /* Walk the VMAs over [start, end); gaps go to pte_hole with depth -1. */
 int hmmu_walk_page_range(struct hmmu_mm *mm, unsigned long start, unsigned long end,
 			 const struct hmmu_walk_ops *ops, void *private);
-/* Walk the tables over [start, end) whatever the VMAs (walk->vma is NULL). */
+/* Walk the tables over [start, end) whatever the VMAs (walk->vma is NULL).
+ * Also allowed inside hmmu_rmap_walk()'s callbacks without the mmap_lock. */
 int hmmu_walk_page_range_novma(struct hmmu_mm *mm, unsigned long start, unsigned long end,
 			       const struct hmmu_walk_ops *ops, void *private);
 
@@ -573,6 +576,11 @@ void hmmu_vma_free(struct hmmu_vma *vma);
 struct hmmu_vma *hmmu_vma_dup(struct hmmu_mm *mm, const struct hmmu_vma *src);
 void hmmu_vma_link(struct hmmu_mm *mm, struct hmmu_vma *vma);
 void hmmu_vma_unlink(struct hmmu_mm *mm, struct hmmu_vma *vma);
+/*
+ * Set vm_start/vm_end/vm_pgoff of a VMA, under its anon_vma's lock when it
+ * has one: a reverse-map walk reads them under that lock alone.
+ */
+void hmmu_vma_set_bounds(struct hmmu_vma *vma, unsigned long start, unsigned long end, unsigned long pgoff);
 /* Set vm_start/vm_end/vm_pgoff of a linked VMA and fix the tree's gaps. */
 void hmmu_vma_adjust(struct hmmu_vma *vma, unsigned long start, unsigned long end, unsigned long pgoff);
 struct hmmu_vma *hmmu_vma_prev(struct hmmu_vma *vma);
@@ -655,18 +663,18 @@ void hmmu_page_remove_rmap(struct hmmu_page *page, bool compound);
 
 /*
  * Reverse-map walk of an anonymous page (base page or device page): see
- * hmmu_rmap_walk() in rmap.c for the locking.  rmap_one() gets each VMA
- * that may map the page and the address it would be at; it returns false
- * to stop.  done() (optional) is asked after each VMA.  A VMA of an mm
- * other than locked_mm is visited with that mm's mmap_lock try-locked for
- * read; when the trylock fails the VMA is skipped and `skipped` set.
+ * hmmu_rmap_walk() in rmap.c for why no mmap_lock is needed.  rmap_one()
+ * gets each VMA that may map the page and the address it would be at,
+ * with the anon_vma lock held (and an RCU read section), and returns false
+ * to stop; it must not take any mmap_lock.  done() (optional) is asked
+ * after each VMA.  locked_mm: the mm whose mmap_lock the caller holds, or
+ * NULL (for the callbacks' information only).
  */
 struct hmmu_rmap_walk_control {
 	void *arg;
 	struct hmmu_mm *locked_mm;
 	bool (*rmap_one)(struct hmmu_page *page, struct hmmu_vma *vma, unsigned long addr, void *arg);
 	bool (*done)(struct hmmu_page *page);
-	bool skipped;
 };
 void hmmu_rmap_walk(struct hmmu_page *page, struct hmmu_rmap_walk_control *rwc);
 
@@ -714,6 +722,38 @@ static inline int hmmu_vm_fault_errno(hmmu_vm_fault_t ret)
 #define HMMU_FOLLOW_SPECIAL 0x80000000u
 struct hmmu_page *hmmu_follow_page_lock(struct hmmu_mm *mm, unsigned long addr, unsigned int foll,
 					struct hmmu_pt **ptp, hmmu_pte_t **ptep);
+
+/* ---------------------------------------------------------------------- */
+/* src/mm/exclusive.c: device-exclusive entries                            */
+/* ---------------------------------------------------------------------- */
+
+/*
+ * Replace every mapping of the folio @head (a base page or a head page,
+ * locked and referenced by the caller) found through the reverse map by a
+ * device-exclusive entry, each VMA's inside an EXCLUSIVE invalidation with
+ * @owner.  True iff the mapping at @addr of @mm was seen writable and no
+ * mapping is left; entries converted before a failure stay exclusive.
+ * False at once for a page that is not anonymous or lies in a hugetlb VMA.
+ * Context: @mm's mmap_lock held for read, no other lock.
+ */
+bool hmmu_page_make_device_exclusive(struct hmmu_page *head, struct hmmu_mm *mm, unsigned long addr, void *owner);
+/*
+ * Put back the present entry that the device-exclusive entry *@ptep of
+ * @vma replaced: same frame, old, dirty and (if @vma allows) writable for
+ * the write variant; the mapping takes over the entry's reference and gets
+ * the mapcount back.  Emits nothing.  Context: @pt's lock held, the page
+ * locked (under the ptl: try-locked).
+ */
+void hmmu_exclusive_entry_restore_locked(struct hmmu_vma *vma, struct hmmu_pt *pt, hmmu_pte_t *ptep);
+/*
+ * CPU fault at @addr of @vma on the device-exclusive entry @orig at @ptep
+ * of the PTE table @pt: lock the page (sleeping while its holder keeps it)
+ * and restore the entry inside an EXCLUSIVE invalidation with owner NULL.
+ * Context: mmap_lock held for read, no other lock.  Returns 0: the caller
+ * retries the access (also when the entry changed meanwhile).
+ */
+hmmu_vm_fault_t hmmu_device_exclusive_fault(struct hmmu_vma *vma, unsigned long addr, struct hmmu_pt *pt,
+					    hmmu_pte_t *ptep, hmmu_pte_t orig);
 
 /* ---------------------------------------------------------------------- */
 /* src/mm/filemap.c: page-cache objects (files and shmem)                  */
@@ -799,6 +839,90 @@ void hmmu_free_zone_device_page(struct hmmu_page *page);
  */
 hmmu_vm_fault_t hmmu_device_private_fault(struct hmmu_vm_fault *vmf, struct hmmu_pt *pt, hmmu_pte_t *ptep,
 					  hmmu_pte_t orig);
+
+/* ---------------------------------------------------------------------- */
+/* src/migrate/: migration between system and device memory (spec 3)      */
+/* ---------------------------------------------------------------------- */
+
+/*
+ * One migration as its steps see it: the caller's arrays and, for a VMA
+ * migration, the range.  Each entry point builds it on the stack from
+ * struct hmmu_migrate_vma or from the device-range arguments; between the
+ * steps nothing but src[] and dst[] is kept.
+ *
+ * A src[] entry with VALID set names a page the migration holds: locked
+ * (by the migration, or by the fault path for `fault_page`), one reference
+ * owned by the migration, mapped only by migration entries.  Restore and
+ * finalize give both back.
+ */
+struct hmmu_migrate_ctl {
+	unsigned long *src, *dst;
+	unsigned long npages;
+	struct hmmu_vma *vma;		/* VMA migrations; NULL for device eviction */
+	unsigned long start;		/* vma: the address of src[0] */
+	void *owner;			/* pgmap_owner: selection and MIGRATE events */
+	struct hmmu_page *fault_page;	/* locked by the fault path: never locked/unlocked here */
+	struct hmmu_mm *locked_mm;	/* whose mmap_lock the caller holds, or NULL */
+};
+
+static inline unsigned long hmmu_migrate_pfn_pfn(unsigned long mpfn)
+{
+	return mpfn >> HMMU_MIGRATE_PFN_SHIFT;
+}
+
+/*
+ * The migration entry that replaces @e, a present entry or a
+ * device-private entry mapping frame @pfn: write if the mapping was
+ * writable, else read-exclusive for an exclusive anonymous page, else
+ * read; a present entry's young and dirty bits are carried.
+ */
+static inline hmmu_pte_t hmmu_make_migration_pte(hmmu_pte_t e, unsigned long pfn, bool write, bool exclusive)
+{
+	struct hmmu_swp_entry se = {
+		.type = write ? HMMU_SWP_MIGRATION_WRITE :
+			exclusive ? HMMU_SWP_MIGRATION_READ_EXCLUSIVE : HMMU_SWP_MIGRATION_READ,
+		.pfn = pfn,
+		.young = hmmu_pte_present(e) && hmmu_pte_young(e),
+		.dirty = hmmu_pte_present(e) && hmmu_pte_dirty(e),
+	};
+
+	return hmmu_swp_entry_to_pte(se);
+}
+
+/*
+ * unmap.c: finish collecting ctl->src (spec 3.4 "unmap"): unmap every
+ * other mapping of each page through the reverse map, check for extra
+ * references, restore the pages that cannot move (src 0).  Returns the
+ * number of entries still selected (empty slots included).  Context: the
+ * pages of VALID|MIGRATE entries locked and referenced; ctl->locked_mm's
+ * mmap_lock held (read), no other lock.
+ */
+unsigned long hmmu_migrate_unmap(struct hmmu_migrate_ctl *ctl);
+/*
+ * remove.c: replace the migration entries of the pages in ctl->src by
+ * mappings of their destination (committed entries) or of the page itself,
+ * then unlock and release (spec 3.8).  @restore: only the entries unmap
+ * gave up (VALID without MIGRATE), which then become 0; dst[] is not read.
+ * Same context as hmmu_migrate_unmap().
+ */
+void hmmu_migrate_remove(struct hmmu_migrate_ctl *ctl, bool restore);
+/* migrate.c: spec 3.6 for ctl (holes only with ctl->vma).  Same context. */
+void hmmu_migrate_commit(struct hmmu_migrate_ctl *ctl);
+/*
+ * thp.c: split the transparent huge page mapped by the PMD leaf *@pmdp of
+ * @vma into base pages mapped by PTEs, for collect.  Context: mmap_lock
+ * held (read), no other lock.  0 (split, or the leaf is gone: re-read the
+ * PMD), -EBUSY (the page is locked, shared, pinned or referenced elsewhere;
+ * nothing changed but possibly the PMD split into PTEs).
+ */
+int hmmu_migrate_split_thp(struct hmmu_vma *vma, struct hmmu_pt *pmd_pt, hmmu_pte_t *pmdp, unsigned long addr);
+/*
+ * device.c: move the device-coherent @page to a new system page (spec
+ * 3.11, for long-term pins).  The caller holds a reference on @page that
+ * this call consumes, and @locked_mm's mmap_lock (read) or none.  0, or
+ * -EBUSY (locked, pinned, mapped where it cannot be unmapped, no memory).
+ */
+int hmmu_migrate_device_coherent_page(struct hmmu_page *page, struct hmmu_mm *locked_mm);
 
 /* ---------------------------------------------------------------------- */
 /* src/notifier/: MMU notifiers                                            */

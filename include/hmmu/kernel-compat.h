@@ -214,6 +214,25 @@ static inline void *hmmu_compat_memremap_pages(struct hmmu_dev_pagemap *pgmap)
 	return (void *)pgmap->range.start;
 }
 
+/* Migration (migrate_vma, migrate_device). */
+#define migrate_vma hmmu_migrate_vma
+#define MIGRATE_PFN_VALID HMMU_MIGRATE_PFN_VALID
+#define MIGRATE_PFN_MIGRATE HMMU_MIGRATE_PFN_MIGRATE
+#define MIGRATE_PFN_WRITE HMMU_MIGRATE_PFN_WRITE
+#define MIGRATE_PFN_SHIFT HMMU_MIGRATE_PFN_SHIFT
+#define MIGRATE_VMA_SELECT_SYSTEM HMMU_MIGRATE_VMA_SELECT_SYSTEM
+#define MIGRATE_VMA_SELECT_DEVICE_PRIVATE HMMU_MIGRATE_VMA_SELECT_DEVICE_PRIVATE
+#define MIGRATE_VMA_SELECT_DEVICE_COHERENT HMMU_MIGRATE_VMA_SELECT_DEVICE_COHERENT
+#define migrate_pfn(pfn) hmmu_migrate_pfn(pfn)
+#define migrate_pfn_to_page(mpfn) hmmu_migrate_pfn_to_page(mpfn)
+#define migrate_vma_setup(args) hmmu_migrate_vma_setup(args)
+#define migrate_vma_pages(migrate) hmmu_migrate_vma_pages(migrate)
+#define migrate_vma_finalize(migrate) hmmu_migrate_vma_finalize(migrate)
+#define migrate_device_range(src_pfns, start, npages) hmmu_migrate_device_range(src_pfns, start, npages)
+#define migrate_device_pages(src_pfns, dst_pfns, npages) hmmu_migrate_device_pages(src_pfns, dst_pfns, npages)
+#define migrate_device_finalize(src_pfns, dst_pfns, npages) \
+	hmmu_migrate_device_finalize(src_pfns, dst_pfns, npages)
+
 /* Mirroring (hmm_range_fault). */
 #define hmm_range hmmu_range
 #define hmm_range_fault(range) hmmu_range_fault(range)
@@ -227,5 +246,9 @@ static inline void *hmmu_compat_memremap_pages(struct hmmu_dev_pagemap *pgmap)
 #define HMM_PFN_REQ_FAULT HMMU_PFN_REQ_FAULT
 #define HMM_PFN_REQ_WRITE HMMU_PFN_REQ_WRITE
 #define HMM_RANGE_DEFAULT_TIMEOUT HMMU_RANGE_DEFAULT_TIMEOUT
+
+/* Device-exclusive access (6.1's range form; the 6.15 single-page form has no spelling). */
+#define make_device_exclusive_range(mm, start, end, pages, owner) \
+	hmmu_make_device_exclusive_range(mm, start, end, pages, owner)
 
 #endif /* HMMU_KERNEL_COMPAT_H */

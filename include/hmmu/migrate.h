@@ -127,7 +127,7 @@ HMMU_EXPORT int hmmu_migrate_vma_setup(struct hmmu_migrate_vma *args);
  * file or swap-cache source going to device memory, unexpected references,
  * an empty slot filled meanwhile) lose MIGRATE.  Sources and destinations
  * stay locked.  Same locking as setup.  Returns 0 or -EINVAL (NULL
- * migrate, src or dst).
+ * migrate, vma, src or dst).
  */
 HMMU_EXPORT int hmmu_migrate_vma_pages(struct hmmu_migrate_vma *migrate);
 
@@ -135,8 +135,9 @@ HMMU_EXPORT int hmmu_migrate_vma_pages(struct hmmu_migrate_vma *migrate);
  * hmmu_migrate_vma_finalize() - replace every migration entry by a mapping
  * of the destination (committed) or of the source (not), unlock both, drop
  * the migration's source reference and the caller's destination
- * allocation reference.  Emits no invalidation.  Same locking as setup.
- * Returns 0 or -EINVAL (NULL migrate, src or dst).
+ * allocation reference.  Emits no invalidation.  The fault page stays
+ * locked (the fault path unlocks it).  Same locking as setup.  Returns 0
+ * or -EINVAL (NULL migrate, vma, src or dst).
  */
 HMMU_EXPORT int hmmu_migrate_vma_finalize(struct hmmu_migrate_vma *migrate);
 
@@ -147,10 +148,11 @@ HMMU_EXPORT int hmmu_migrate_vma_finalize(struct hmmu_migrate_vma *migrate);
  * Each frame in use is referenced, try-locked and unmapped through the
  * reverse map (every mapping becomes a migration entry, inside a CLEAR
  * invalidation per mapping); src[i] becomes pfn | VALID | MIGRATE, or 0
- * for a free, busy or pinned frame (retry later).  No mmap_lock is needed.
- * Then copy, fill dst and call hmmu_migrate_device_pages() and
- * hmmu_migrate_device_finalize().  Returns 0, or -EINVAL (NULL src, a
- * range not inside one device pagemap).
+ * for a free, busy or pinned frame, or one mapped by an mm whose
+ * mmap_lock is busy (retry later).  The caller holds no mmap_lock.  Then
+ * copy each page into a locked destination, fill dst and call
+ * hmmu_migrate_device_pages() and hmmu_migrate_device_finalize().
+ * Returns 0, or -EINVAL (NULL src, a range not inside one device pagemap).
  */
 HMMU_EXPORT int hmmu_migrate_device_range(unsigned long *src_pfns, unsigned long start_pfn,
 					  unsigned long npages);
@@ -165,19 +167,27 @@ HMMU_EXPORT int hmmu_migrate_device_finalize(unsigned long *src_pfns, unsigned l
  * hmmu_make_device_exclusive_range() - give a device exclusive access to
  * [start, end) of @mm (Linux 6.1's make_device_exclusive_range).
  *
- * Faults the pages in for write (copy-on-write broken, THP split), then for
- * each page try-locks it and, through the reverse map, replaces its only
- * mapping (which must be in @mm at that address and writable) by a
- * device-exclusive entry, inside an EXCLUSIVE invalidation with @owner.
- * pages[i] is then a locked page holding a reference for the caller, or
- * NULL (busy, not anonymous, mapped elsewhere).  The caller programs its
- * mapping, then unlocks and puts each page.  A later CPU access restores
- * the mapping inside an EXCLUSIVE invalidation with owner NULL.
+ * Faults the pages in for write (copy-on-write broken, the zero page
+ * replaced) and splits transparent huge PMDs mapping them, then for each
+ * page try-locks it and, through the reverse map, replaces every mapping
+ * of it by a device-exclusive entry, inside an EXCLUSIVE invalidation with
+ * @owner per mapping (so a driver can skip its own).  The conversion counts
+ * only if the mapping in @mm at that address was writable and no mapping
+ * is left.  pages[i] is then a locked page holding a reference for the
+ * caller, or NULL (lock busy, not anonymous, hugetlb, still mapped
+ * elsewhere, a tail page of a huge page: 6.1 converts a huge page's PTEs
+ * through its head page only).  The caller programs its atomic mapping
+ * while holding the page lock, then unlocks and puts each page.  Until
+ * then a CPU access sleeps on the page lock; afterwards it restores the
+ * mapping inside an EXCLUSIVE invalidation with owner NULL, which the
+ * driver must take as revoking its access.
  *
- * The caller holds @mm's mmap_lock for read.  Returns the number of
- * entries of @pages filled (pages not faulted in end the range early), or
- * the fault's error for the first page (-EFAULT, -ENOMEM), or -EINVAL (NULL
- * mm or pages, unaligned or empty range).
+ * The caller holds @mm's mmap_lock for read and no page lock; @pages has
+ * room for (end - start) / HMMU_PAGE_SIZE entries.  Returns the number of
+ * entries of @pages filled (a page that could not be faulted in ends the
+ * range early), or the first page's error: -EFAULT (no VMA, a VMA not
+ * writable, IO/PFNMAP, a special entry), -ENOMEM; or -EINVAL (NULL mm or
+ * pages, unaligned or empty range, end past HMMU_TASK_SIZE).
  */
 HMMU_EXPORT long hmmu_make_device_exclusive_range(struct hmmu_mm *mm, unsigned long start, unsigned long end,
 						  struct hmmu_page **pages, void *owner);

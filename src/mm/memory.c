@@ -220,7 +220,12 @@ void hmmu_migration_entry_wait(struct hmmu_pt *pt, hmmu_pte_t *ptep)
 	hmmu_wait_on_page_locked_drop(hmmu_pfn_to_page(se.pfn), &pt->ptl);
 }
 
-/* A non-present typed entry. */
+/*
+ * A non-present typed entry, read without the ptl: wait for a migration,
+ * call the device-private page's driver, or restore a device-exclusive
+ * entry.  Context: mmap_lock held for read, no other lock.  Returns 0 (the
+ * access is retried) or HMMU_VM_FAULT_* bits.
+ */
 static hmmu_vm_fault_t hmmu_do_swap_entry(struct hmmu_fault *f, hmmu_pte_t orig)
 {
 	struct hmmu_swp_entry se = hmmu_pte_to_swp_entry(orig);
@@ -244,9 +249,10 @@ static hmmu_vm_fault_t hmmu_do_swap_entry(struct hmmu_fault *f, hmmu_pte_t orig)
 		/* The owning driver's migrate_to_ram (src/memremap/fault.c). */
 		return hmmu_device_private_fault(&vmf, f->pt, f->ptep, orig);
 	}
-	/* Device-exclusive entries get their restore path with device-exclusive
-	 * access; no path creates them yet. */
-	return HMMU_VM_FAULT_SIGBUS;
+	if (hmmu_is_device_exclusive_entry(se))
+		/* Revoke the device's access, map the page again (src/mm/exclusive.c). */
+		return hmmu_device_exclusive_fault(f->vma, f->address, f->pt, f->ptep, orig);
+	return HMMU_VM_FAULT_SIGBUS;	/* no other typed entry exists */
 }
 
 /* A driver mapping's empty entry: its vm_ops->fault fills it. */

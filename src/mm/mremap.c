@@ -453,9 +453,7 @@ static struct hmmu_vma *hmmu_vma_copy_link(struct hmmu_mm *mm, const struct hmmu
 
 	if (!new_vma)
 		return NULL;
-	new_vma->vm_start = new_addr;
-	new_vma->vm_end = new_addr + new_len;
-	new_vma->vm_pgoff = vma->vm_pgoff;
+	hmmu_vma_set_bounds(new_vma, new_addr, new_addr + new_len, vma->vm_pgoff);
 	hmmu_vma_link(mm, new_vma);
 	return new_vma;
 }

@@ -78,9 +78,9 @@ int hmmu_walk_page_range_novma(struct hmmu_mm *mm, unsigned long start, unsigned
 {
 	struct hmmu_mm_walk walk = { .ops = ops, .mm = mm, .private = private };
 
+	/* No lock assertion: reverse-map walks come here without the mmap_lock. */
 	if (start >= end || end > HMMU_TASK_SIZE)
 		return -EINVAL;
-	hmmu_mmap_assert_locked(mm);
 	return hmmu_walk_level(mm->pgd, start, end, &walk);
 }
 

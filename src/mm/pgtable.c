@@ -26,13 +26,25 @@ struct hmmu_pt *hmmu_pt_alloc(struct hmmu_mm *mm, int level)
 	return pt;
 }
 
+static void hmmu_pt_free_rcu(struct hmmu_rcu_head *head)
+{
+	struct hmmu_pt *pt = hmmu_container_of(head, struct hmmu_pt, rcu);
+
+	pthread_mutex_destroy(&pt->ptl);
+	free(pt);
+}
+
+/*
+ * The memory goes after a grace period: a reverse-map walk reaches another
+ * mm's tables without its mmap_lock (pairs with the read section in
+ * hmmu_rmap_walk()); it may still find this table, empty, and lock it.
+ */
 void hmmu_pt_free(struct hmmu_mm *mm, struct hmmu_pt *pt)
 {
 	HMMU_BUG_ON(atomic_load(&pt->nr_used) != 0 || pt->deposit);
 	if (mm && pt->level < HMMU_PT_LEVELS - 1)
 		atomic_fetch_sub_explicit(&mm->nr_pgtables, 1, memory_order_relaxed);
-	pthread_mutex_destroy(&pt->ptl);
-	free(pt);
+	hmmu_call_rcu(&pt->rcu, hmmu_pt_free_rcu);
 }
 
 void hmmu_pgtable_deposit(struct hmmu_pt *pmd_pt, struct hmmu_pt *pt)
@@ -193,6 +205,30 @@ static int hmmu_pt_complain(struct hmmu_pt_census *c, const char *what, unsigned
 	return c->err;
 }
 
+/*
+ * Check a typed entry (spec 0.3): a device-private entry holds a reference
+ * and a mapcount on a device-private page; a device-exclusive entry keeps
+ * a reference on an anonymous page (its mapcount went with the mapping);
+ * a migration entry holds nothing, and its page is locked.
+ */
+static int hmmu_pt_check_swp(struct hmmu_pt_census *c, unsigned long addr, hmmu_pte_t e)
+{
+	struct hmmu_swp_entry se = hmmu_pte_to_swp_entry(e);
+	struct hmmu_page *page = hmmu_pfn_to_page(se.pfn);
+
+	if (se.type == HMMU_SWP_NONE || se.type >= HMMU_SWP_NR_TYPES || !page)
+		return hmmu_pt_complain(c, "malformed non-present entry", addr, e);
+	if (hmmu_is_device_private_entry(se) &&
+	    (!hmmu_is_device_private_page(page) || hmmu_page_ref_count(page) < 1 || hmmu_page_mapcount(page) < 1))
+		return hmmu_pt_complain(c, "device-private entry without a mapped device page", addr, e);
+	if (hmmu_is_device_exclusive_entry(se) && (hmmu_page_ref_count(page) < 1 || !hmmu_page_is_anon(page)))
+		return hmmu_pt_complain(c, "device-exclusive entry without a referenced anonymous page", addr, e);
+	/* The migration that installed it holds the page lock until the entry is gone. */
+	if (hmmu_is_migration_entry(se) && !hmmu_page_locked(page))
+		return hmmu_pt_complain(c, "migration entry of an unlocked page", addr, e);
+	return 0;
+}
+
 /* Check one leaf entry mapping @addr; @huge for a PMD leaf. */
 static int hmmu_pt_check_leaf(struct hmmu_mm *mm, struct hmmu_pt_census *c, unsigned long addr, hmmu_pte_t e,
 			      bool huge)
@@ -203,13 +239,8 @@ static int hmmu_pt_check_leaf(struct hmmu_mm *mm, struct hmmu_pt_census *c, unsi
 
 	if (!vma || (huge && (addr < vma->vm_start || addr + HMMU_PMD_SIZE > vma->vm_end)))
 		return hmmu_pt_complain(c, "entry outside any VMA", addr, e);
-	if (!hmmu_pte_present(e)) {
-		struct hmmu_swp_entry se = hmmu_pte_to_swp_entry(e);
-
-		if (se.type == HMMU_SWP_NONE || se.type >= HMMU_SWP_NR_TYPES || !hmmu_pfn_to_page(se.pfn))
-			return hmmu_pt_complain(c, "malformed non-present entry", addr, e);
-		return 0;
-	}
+	if (!hmmu_pte_present(e))
+		return hmmu_pt_check_swp(c, addr, e);
 	if (hmmu_pte_special(e) || hmmu_is_zero_pfn(pfn))
 		return 0;
 	page = hmmu_pfn_to_page(pfn);

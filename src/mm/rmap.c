@@ -148,25 +148,22 @@ static struct hmmu_anon_vma *hmmu_page_get_anon_vma(struct hmmu_page *page)
 	return av;
 }
 
-/* May the walk look at @vma's page tables?  Pins the VMA's mm if it must. */
-static bool hmmu_rmap_vma_lock(struct hmmu_rmap_walk_control *rwc, struct hmmu_vma *vma)
-{
-	if (vma->vm_mm == rwc->locked_mm)
-		return true;
-	if (hmmu_mmap_read_trylock(vma->vm_mm))
-		return true;
-	rwc->skipped = true;
-	return false;
-}
-
 /*
  * Visit every VMA that may map the anonymous page @page, with the page's
  * address in it.  Context: @page locked and referenced by the caller; the
- * caller holds rwc->locked_mm's mmap_lock (or none, locked_mm NULL).  The
- * anon_vma lock is held across the callbacks; each other mm's mmap_lock is
- * try-locked for read around its VMA (a busy mm is skipped and reported in
- * rwc->skipped: its mappings stay as they are).  Stops when rmap_one
- * returns false or rwc->done() returns true.
+ * caller may hold one mm's mmap_lock (rwc->locked_mm), never needs any.
+ *
+ * What makes another mm's VMA and page tables safe to use without its
+ * mmap_lock (as in Linux): a VMA leaves the anon_vma list, under the
+ * anon_vma lock held here, before it is freed, so the VMA and its mm stay
+ * valid; its bounds change only under that lock (hmmu_vma_set_bounds);
+ * page tables are freed after an RCU grace period (hmmu_pt_free), and each
+ * other mm's VMA is visited inside a read section, so a table unlinked
+ * meanwhile is still memory (empty: nothing to find there); entries are
+ * read and changed under their ptl as everywhere.  A VMA added meanwhile
+ * (fork, split, mremap) goes to the tail of the list, after the VMA its
+ * entries come from, so a moving entry is found on one side or the other.
+ * Stops when rmap_one returns false or rwc->done() returns true.
  */
 void hmmu_rmap_walk(struct hmmu_page *page, struct hmmu_rmap_walk_control *rwc)
 {
@@ -184,11 +181,9 @@ void hmmu_rmap_walk(struct hmmu_page *page, struct hmmu_rmap_walk_control *rwc)
 
 		if (page->index < vma->vm_pgoff || addr >= vma->vm_end)
 			continue;
-		if (!hmmu_rmap_vma_lock(rwc, vma))
-			continue;
+		hmmu_rcu_read_lock();
 		more = rwc->rmap_one(page, vma, addr, rwc->arg);
-		if (vma->vm_mm != rwc->locked_mm)
-			hmmu_mmap_read_unlock(vma->vm_mm);
+		hmmu_rcu_read_unlock();
 		if (!more || (rwc->done && rwc->done(page)))
 			break;
 	}

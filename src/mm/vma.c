@@ -165,14 +165,25 @@ void hmmu_vma_unlink(struct hmmu_mm *mm, struct hmmu_vma *vma)
 	mm->map_count--;
 }
 
+void hmmu_vma_set_bounds(struct hmmu_vma *vma, unsigned long start, unsigned long end, unsigned long pgoff)
+{
+	struct hmmu_anon_vma *av = vma->anon_vma;
+
+	if (av)
+		pthread_mutex_lock(&av->lock);
+	vma->vm_start = start;
+	vma->vm_end = end;
+	vma->vm_pgoff = pgoff;
+	if (av)
+		pthread_mutex_unlock(&av->lock);
+}
+
 void hmmu_vma_adjust(struct hmmu_vma *vma, unsigned long start, unsigned long end, unsigned long pgoff)
 {
 	struct hmmu_vma *next = hmmu_vma_next(vma);
 
 	hmmu_mmap_assert_write_locked(vma->vm_mm);
-	vma->vm_start = start;
-	vma->vm_end = end;
-	vma->vm_pgoff = pgoff;
+	hmmu_vma_set_bounds(vma, start, end, pgoff);
 	hmmu_rb_update_path(&vma->vm_rb, hmmu_vma_gap_update);
 	if (next)
 		hmmu_rb_update_path(&next->vm_rb, hmmu_vma_gap_update);
@@ -282,8 +293,7 @@ int hmmu_vma_split(struct hmmu_mm *mm, struct hmmu_vma *vma, unsigned long addr)
 	upper = hmmu_vma_dup(mm, vma);
 	if (!upper)
 		return -ENOMEM;
-	upper->vm_start = addr;
-	upper->vm_pgoff = hmmu_linear_page_index(vma, addr);
+	hmmu_vma_set_bounds(upper, addr, upper->vm_end, hmmu_linear_page_index(vma, addr));
 	hmmu_vma_adjust(vma, vma->vm_start, addr, vma->vm_pgoff);
 	hmmu_vma_link(mm, upper);
 	return 0;

@@ -70,14 +70,14 @@ struct hmmu_page *hmmu_test_dev_alloc(struct hmmu_test_dev *dev);
 /* The bytes of @page as the device holds them. */
 void *hmmu_test_dev_mem(struct hmmu_test_dev *dev, struct hmmu_page *page);
 /*
- * Migrate the anonymous page mapped at @addr to a new frame of @dev by
- * hand: copy it, swap the entry under its lock (private: a device-private
- * entry, write variant iff the PTE was writable; coherent: a present PTE)
- * inside a MIGRATE invalidation, move the mapping's reference and
- * mapcount.  Returns the device page (unlocked, the entry's reference).
+ * Migrate the anonymous page mapped at @addr to a new frame of @dev with
+ * hmmu_migrate_vma_* (SELECT_SYSTEM, owner = the device's): private, a
+ * device-private entry, write variant iff the PTE was writable; coherent,
+ * a present PTE.  Fails the test unless it moved.  Returns the device page
+ * (unlocked, the entry's reference).
  */
 struct hmmu_page *hmmu_test_dev_to_device(struct hmmu_test_dev *dev, struct hmmu_mm *mm, unsigned long addr);
-/* The default migrate_to_ram: move vmf->page back into a new system page by hand. */
+/* The default migrate_to_ram: move vmf->page back into a new system page with hmmu_migrate_vma_*. */
 hmmu_vm_fault_t hmmu_test_dev_migrate_back(struct hmmu_test_dev *dev, struct hmmu_vm_fault *vmf);
 /* Check and remove @dev now (the fixture forgets it). */
 void hmmu_test_dev_destroy(struct hmmu_test_dev *dev);

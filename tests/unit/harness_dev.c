@@ -6,8 +6,8 @@
  *
  * The driver keeps a flag per frame (allocated or not) under its lock, the
  * contents of device-private frames in a buffer of its own (`store`), and
- * counts its callbacks.  Its migrate_to_ram moves the page back by hand,
- * under the PTE lock, as the later migrate_vma would.
+ * counts its callbacks.  Pages move to and from the device with
+ * hmmu_migrate_vma_*, as a driver's would.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -142,120 +142,70 @@ void *hmmu_test_dev_mem(struct hmmu_test_dev *dev, struct hmmu_page *page)
 	return dev->store + test_dev_index(dev, page) * HMMU_PAGE_SIZE;
 }
 
-/* The entry mapping @page from @e's place: device-private entry or present PTE. */
-static hmmu_pte_t test_dev_entry(struct hmmu_test_dev *dev, struct hmmu_page *page, hmmu_pte_t e)
-{
-	enum hmmu_swp_type type = hmmu_pte_write(e) ? HMMU_SWP_DEVICE_PRIVATE_WRITE : HMMU_SWP_DEVICE_PRIVATE_READ;
-
-	if (dev->pgmap.type == HMMU_MEMORY_DEVICE_COHERENT)
-		return hmmu_pfn_pte(hmmu_page_to_pfn(page), e & (HMMU_PTE_WRITE | HMMU_PTE_DIRTY | HMMU_PTE_YOUNG));
-	return hmmu_swp_entry_to_pte(hmmu_make_swp_entry(type, hmmu_page_to_pfn(page)));
-}
-
-/* Give @to the anon mapping state (mapping, index, exclusive, one mapcount) of @from. */
-static void test_dev_move_rmap(struct hmmu_page *to, struct hmmu_page *from)
-{
-	to->mapping = from->mapping;
-	to->index = from->index;
-	if (hmmu_page_test_flag(from, HMMU_PG_anon_exclusive))
-		hmmu_page_set_flag(to, HMMU_PG_anon_exclusive);
-	atomic_store(&to->_mapcount, 1);
-	hmmu_page_remove_rmap(from, false);
-}
-
 /*
- * Swap the entry at @addr (a present anonymous page) for one mapping
- * @dpage, moving the bytes and the mapping's reference and mapcount.
- * Returns the system page (its entry's reference to drop), or NULL.
+ * Migrate the anonymous page at @addr to a new frame of @dev with
+ * hmmu_migrate_vma_*, as a driver would: setup (SELECT_SYSTEM), copy,
+ * pages, finalize.  Asserts (after the mmap_lock is released) that it
+ * moved.
  */
-static struct hmmu_page *test_dev_swap_in(struct hmmu_test_dev *dev, struct hmmu_mm *mm, unsigned long addr,
-					  struct hmmu_page *dpage)
-{
-	struct hmmu_page *spage = NULL;
-	struct hmmu_pt *pt;
-	bool huge = false;
-	hmmu_pte_t *ep = hmmu_leaf_lookup_lock(mm, addr, &pt, &huge), e;
-
-	if (!ep)
-		return NULL;
-	e = hmmu_pte_read(ep);
-	if (!huge && hmmu_pte_present(e) && !hmmu_pte_special(e) && !hmmu_is_zero_pfn(hmmu_pte_pfn(e))) {
-		spage = hmmu_pfn_to_page(hmmu_pte_pfn(e));
-		memcpy(hmmu_test_dev_mem(dev, dpage), hmmu_page_address(spage), HMMU_PAGE_SIZE);
-		hmmu_get_page(dpage);	/* the new entry's */
-		test_dev_move_rmap(dpage, spage);
-		hmmu_pte_set(pt, ep, test_dev_entry(dev, dpage, e));
-		hmmu_notifier_invalidate_range(mm, addr, addr + HMMU_PAGE_SIZE);
-	}
-	hmmu_pt_unlock(pt);
-	return spage;
-}
-
 struct hmmu_page *hmmu_test_dev_to_device(struct hmmu_test_dev *dev, struct hmmu_mm *mm, unsigned long addr)
 {
-	struct hmmu_page *dpage = hmmu_test_dev_alloc(dev), *spage;
-	struct hmmu_notifier_range range;
+	unsigned long src = 0, dst = 0;
+	struct hmmu_migrate_vma args = {
+		.src = &src, .dst = &dst, .pgmap_owner = dev->pgmap.owner,
+		.flags = HMMU_MIGRATE_VMA_SELECT_SYSTEM,
+	};
+	struct hmmu_page *spage, *dpage = NULL;
+	int err;
 
-	assert_non_null(dpage);
-	addr &= HMMU_PAGE_MASK;
+	args.start = addr & HMMU_PAGE_MASK;
+	args.end = args.start + HMMU_PAGE_SIZE;
 	hmmu_mmap_read_lock(mm);
-	hmmu_notifier_range_init_owner(&range, HMMU_NOTIFY_MIGRATE, 0, mm, addr, addr + HMMU_PAGE_SIZE,
-				       dev->pgmap.owner);
-	hmmu_notifier_invalidate_range_start(&range);
-	spage = test_dev_swap_in(dev, mm, addr, dpage);
-	hmmu_notifier_invalidate_range_end(&range);
+	args.vma = hmmu_vma_lookup(mm, args.start);
+	err = hmmu_migrate_vma_setup(&args);
+	spage = err ? NULL : hmmu_migrate_pfn_to_page(src);
+	if (spage && (src & HMMU_MIGRATE_PFN_MIGRATE) && (dpage = hmmu_test_dev_alloc(dev))) {
+		memcpy(hmmu_test_dev_mem(dev, dpage), hmmu_page_address(spage), HMMU_PAGE_SIZE);
+		dst = hmmu_migrate_pfn(hmmu_page_to_pfn(dpage)) | (src & HMMU_MIGRATE_PFN_WRITE);
+	}
+	if (!err) {
+		hmmu_migrate_vma_pages(&args);
+		hmmu_migrate_vma_finalize(&args);
+	}
 	hmmu_mmap_read_unlock(mm);
-	hmmu_put_page(spage);		/* the old entry's reference */
-	hmmu_unlock_page(dpage);
-	hmmu_put_page(dpage);		/* the allocation's: the entry keeps its own */
-	assert_non_null(spage);
+	assert_int_equal(err, 0);
+	assert_non_null(dpage);
+	assert_true(src & HMMU_MIGRATE_PFN_MIGRATE);
 	return dpage;
 }
 
 /*
- * Replace the device-private entry of @dpage at vmf->address by @spage
- * (filled, its reference handed over) under the PTE lock.  Returns false
- * if the entry is no longer @dpage's.
+ * The default migrate_to_ram, as a driver writes it: setup over the
+ * faulting page with fault_page set (SELECT_DEVICE_PRIVATE, our owner),
+ * copy into a new locked system page, pages, finalize.  vmf->page stays
+ * locked: hmmu unlocks it after the call.
  */
-static bool test_dev_swap_out(struct hmmu_vm_fault *vmf, struct hmmu_page *dpage, struct hmmu_page *spage)
-{
-	struct hmmu_pt *pt;
-	bool huge = false, write;
-	hmmu_pte_t *ep = hmmu_leaf_lookup_lock(vmf->vma->vm_mm, vmf->address, &pt, &huge), e;
-	struct hmmu_swp_entry se;
-
-	if (!ep)
-		return false;
-	e = hmmu_pte_read(ep);
-	se = hmmu_pte_to_swp_entry(e);
-	if (huge || hmmu_pte_present(e) || !hmmu_is_device_private_entry(se) ||
-	    se.pfn != hmmu_page_to_pfn(dpage)) {
-		hmmu_pt_unlock(pt);
-		return false;
-	}
-	write = se.type == HMMU_SWP_DEVICE_PRIVATE_WRITE && (vmf->vma->vm_flags & HMMU_VM_WRITE);
-	test_dev_move_rmap(spage, dpage);
-	hmmu_pte_set(pt, ep, hmmu_pfn_pte(hmmu_page_to_pfn(spage),
-					  HMMU_PTE_YOUNG | (write ? HMMU_PTE_WRITE | HMMU_PTE_DIRTY : 0)));
-	hmmu_pt_unlock(pt);
-	return true;
-}
-
 hmmu_vm_fault_t hmmu_test_dev_migrate_back(struct hmmu_test_dev *dev, struct hmmu_vm_fault *vmf)
 {
-	struct hmmu_page *dpage = vmf->page;
-	struct hmmu_page *spage = hmmu_alloc_page_vma(vmf->vma, vmf->address);
+	unsigned long src = 0, dst = 0;
+	struct hmmu_migrate_vma args = {
+		.vma = vmf->vma, .start = vmf->address, .end = vmf->address + HMMU_PAGE_SIZE,
+		.src = &src, .dst = &dst, .pgmap_owner = dev->pgmap.owner,
+		.flags = HMMU_MIGRATE_VMA_SELECT_DEVICE_PRIVATE, .fault_page = vmf->page,
+	};
+	struct hmmu_page *dpage, *spage = NULL;
 
-	if (!spage)
-		return HMMU_VM_FAULT_OOM;
-	memcpy(hmmu_page_address(spage), hmmu_test_dev_mem(dev, dpage), HMMU_PAGE_SIZE);
-	hmmu_page_set_flag(spage, HMMU_PG_uptodate);
-	if (!test_dev_swap_out(vmf, dpage, spage)) {
-		hmmu_put_page(spage);
-		return 0;
+	if (hmmu_migrate_vma_setup(&args))
+		return HMMU_VM_FAULT_SIGBUS;
+	dpage = hmmu_migrate_pfn_to_page(src);
+	if (dpage && (src & HMMU_MIGRATE_PFN_MIGRATE) && (spage = hmmu_alloc_page_vma(vmf->vma, vmf->address))) {
+		hmmu_lock_page(spage);
+		memcpy(hmmu_page_address(spage), hmmu_test_dev_mem(dev, dpage), HMMU_PAGE_SIZE);
+		dst = hmmu_migrate_pfn(hmmu_page_to_pfn(spage)) | (src & HMMU_MIGRATE_PFN_WRITE);
 	}
-	hmmu_put_page(dpage);	/* the device-private entry's reference */
-	return 0;
+	hmmu_migrate_vma_pages(&args);
+	hmmu_migrate_vma_finalize(&args);
+	return dpage && (src & HMMU_MIGRATE_PFN_MIGRATE) && !spage ? HMMU_VM_FAULT_OOM : 0;
 }
 
 void hmmu_test_dev_destroy(struct hmmu_test_dev *dev)

@@ -3,6 +3,8 @@
  * Driver-style code written with the kernel's spellings compiles against
  * kernel-compat.h and behaves as the hmmu calls do.
  */
+#include <string.h>
+
 #include "harness.h"
 
 #include <hmmu/kernel-compat.h>
@@ -182,6 +184,95 @@ static void test_compat_hmm_range_fault(void **state)
 	mmu_interval_notifier_remove(&sub);
 }
 
+/*
+ * dmirror's EXCLUSIVE step with the kernel's names: exclusive entries for
+ * a range, the pages locked and referenced while the driver maps them,
+ * then unlocked and put; a CPU read restores the entry.
+ */
+static void test_compat_make_device_exclusive_range(void **state)
+{
+	struct mm_struct *mm = hmmu_test_mm();
+	long addr = hmmu_mmap(mm, 0, 2 * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	struct page *pages[2];
+	char c = 'x';
+	long n;
+
+	assert_true(addr > 0);
+	assert_int_equal(hmmu_access(mm, addr + PAGE_SIZE, &c, 1, HMMU_ACCESS_WRITE), 0);
+	mmap_read_lock(mm);
+	n = make_device_exclusive_range(mm, addr, addr + 2 * PAGE_SIZE, pages, &compat_owner);
+	mmap_read_unlock(mm);
+	assert_int_equal(n, 2);
+	for (int i = 0; i < 2; i++) {
+		assert_non_null(pages[i]);
+		assert_true(PageLocked(pages[i]));
+		assert_int_equal(page_ref_count(pages[i]), 2);	/* the entry's and ours */
+		assert_int_equal(page_mapcount(pages[i]), 0);
+		unlock_page(pages[i]);
+		put_page(pages[i]);
+	}
+	c = 0;
+	assert_int_equal(hmmu_access(mm, addr + PAGE_SIZE, &c, 1, HMMU_ACCESS_READ), 0);
+	assert_int_equal(c, 'x');
+	assert_int_equal(page_mapcount(pages[1]), 1);
+}
+
+/*
+ * A driver's migration with the kernel's spellings: migrate_vma_* moves a
+ * page to device-private memory, migrate_device_* evicts it back.
+ */
+static void test_compat_migrate(void **state)
+{
+	struct mm_struct *mm = hmmu_test_mm();
+	struct hmmu_test_dev *dev = hmmu_test_dev(MEMORY_DEVICE_PRIVATE, 2, &compat_owner);
+	long addr = hmmu_mmap(mm, 0, PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	unsigned long src = 0, dst = 0, esrc[1], edst[1];
+	struct migrate_vma args = {
+		.src = &src, .dst = &dst, .pgmap_owner = &compat_owner, .flags = MIGRATE_VMA_SELECT_SYSTEM,
+	};
+	struct page *spage, *dpage, *back;
+	unsigned long committed;
+	char c = 'm';
+	int ret;
+
+	assert_true(addr > 0);
+	assert_int_equal(hmmu_access(mm, addr, &c, 1, HMMU_ACCESS_WRITE), 0);
+	mmap_read_lock(mm);
+	args.vma = vma_lookup(mm, addr);
+	args.start = addr;
+	args.end = addr + PAGE_SIZE;
+	ret = migrate_vma_setup(&args);
+	spage = migrate_pfn_to_page(src);
+	dpage = hmmu_test_dev_alloc(dev);	/* zone_device_page_init: locked, one reference */
+	if (spage && dpage) {
+		memcpy(hmmu_test_dev_mem(dev, dpage), page_address(spage), PAGE_SIZE);
+		dst = migrate_pfn(page_to_pfn(dpage)) | (src & MIGRATE_PFN_WRITE);
+	}
+	migrate_vma_pages(&args);
+	committed = src & MIGRATE_PFN_MIGRATE;
+	migrate_vma_finalize(&args);
+	mmap_read_unlock(mm);
+	assert_int_equal(ret, 0);
+	assert_non_null(spage);
+	assert_true(committed && (src & MIGRATE_PFN_VALID));
+	assert_true(is_device_private_page(dpage));
+	/* Evict it (no VMA needed), copying the device's bytes to a new page. */
+	assert_int_equal(migrate_device_range(esrc, page_to_pfn(dpage), 1), 0);
+	assert_int_equal(esrc[0], migrate_pfn(page_to_pfn(dpage)) | MIGRATE_PFN_MIGRATE);
+	back = alloc_page(GFP_HIGHUSER_MOVABLE);
+	lock_page(back);
+	memcpy(page_address(back), hmmu_test_dev_mem(dev, dpage), PAGE_SIZE);
+	edst[0] = migrate_pfn(page_to_pfn(back));
+	assert_int_equal(migrate_device_pages(esrc, edst, 1), 0);
+	assert_int_equal(migrate_device_finalize(esrc, edst, 1), 0);
+	c = 0;
+	assert_int_equal(hmmu_access(mm, addr, &c, 1, HMMU_ACCESS_READ), 0);
+	assert_int_equal(c, 'm');
+	assert_int_equal(atomic_load(&dev->migrate_calls), 0);
+	assert_int_equal(MIGRATE_PFN_SHIFT, 6);
+	assert_int_equal(MIGRATE_VMA_SELECT_DEVICE_PRIVATE | MIGRATE_VMA_SELECT_DEVICE_COHERENT, 6);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -190,6 +281,8 @@ int main(void)
 		HMMU_TEST(test_compat_device_memory),
 		HMMU_TEST(test_compat_vmf_page),
 		HMMU_TEST(test_compat_hmm_range_fault),
+		HMMU_TEST(test_compat_migrate),
+		HMMU_TEST(test_compat_make_device_exclusive_range),
 	};
 
 	return cmocka_run_group_tests(tests, hmmu_test_group_setup, hmmu_test_group_teardown);
