@@ -40,28 +40,42 @@ struct hmmu_dmirror_device_config {
 };
 
 /**
- * hmmu_dmirror_device_create() - a new device with one chunk of memory.
- * Returns 0, -EINVAL (bad config, library not initialised) or -ENOMEM.
+ * hmmu_dmirror_device_create() - a new device with one chunk of memory
+ * (more chunks are created on demand, up to max_chunks).  Each chunk is one
+ * pagemap of chunk_size bytes whose owner is the device; a private chunk
+ * takes no system memory until its pages are used (each allocated private
+ * page has a backing system page holding its data).
+ * Returns 0, -EINVAL (NULL @devp, bad config: unknown type, chunk_size not
+ * a multiple of 2 MiB, fault_around_pages not a power of two <= 512; library
+ * not initialised) or -ENOMEM (also: no node slot left for the chunk).
  */
 HMMU_EXPORT int hmmu_dmirror_device_create(const struct hmmu_dmirror_device_config *cfg,
 					   struct hmmu_dmirror_device **devp);
 /**
  * hmmu_dmirror_device_destroy() - evict every page of the device back to
- * system memory and remove its memory.  Returns 0, -EBUSY (a mirror is
- * still open; nothing done) or -EINVAL (NULL).
+ * system memory (waiting for pages busy at the moment, as
+ * hmmu_memunmap_pages() would: a page pinned forever keeps it waiting),
+ * remove its memory and free it.  Must not race with hmmu_dmirror_open() on
+ * the device.  Returns 0, -EBUSY (a mirror is still open or closing;
+ * nothing done) or -EINVAL (NULL).
  */
 HMMU_EXPORT int hmmu_dmirror_device_destroy(struct hmmu_dmirror_device *mdevice);
 
 /** The pagemap owner of the device's pages (the device itself). */
 HMMU_EXPORT void *hmmu_dmirror_device_owner(struct hmmu_dmirror_device *mdevice);
 
-/* Device counters (the kernel driver's calloc/cfree, and more). */
+/*
+ * Device counters (the kernel driver's calloc/cfree, and more).  As in the
+ * kernel driver, a page freed while its chunk is being removed (RELEASE,
+ * destroy) is not counted in cfree: after a RELEASE calloc and cfree
+ * differ by the pages the RELEASE evicted; pages_in_use is exact.
+ */
 struct hmmu_dmirror_device_stats {
 	unsigned long calloc;		/* device pages allocated */
-	unsigned long cfree;		/* device pages freed (page_free) */
+	unsigned long cfree;		/* device pages returned to the free list by page_free */
 	unsigned long chunks;		/* chunks present */
 	unsigned long pages_in_use;	/* allocated and not yet freed */
-	unsigned long migrate_to_ram;	/* CPU faults served by migrate_to_ram */
+	unsigned long migrate_to_ram;	/* migrate_to_ram calls that got past setup */
 	unsigned long evicted;		/* pages moved back by eviction (close, RELEASE, destroy) */
 	unsigned long alloc_failures;	/* allocations failed by the knob below */
 };
@@ -69,29 +83,43 @@ struct hmmu_dmirror_device_stats {
 HMMU_EXPORT int hmmu_dmirror_device_get_stats(struct hmmu_dmirror_device *mdevice,
 					      struct hmmu_dmirror_device_stats *stats);
 
-/* Allocation-failure knob: which allocations to fail. */
+/*
+ * Allocation-failure knob: which allocations to fail.  A page whose device
+ * allocation fails stays in system memory; a page whose system allocation
+ * fails stays on the device, intact and still mapped by the device
+ * (MIGRATE_TO_SYS skips it; migrate_to_ram returns 0 and the CPU access
+ * retries, so a CPU access with the knob at -1 never completes).
+ * Eviction (close, RELEASE, destroy) ignores the knob: it must get every
+ * page back.
+ */
 enum hmmu_dmirror_fail_kind {
 	HMMU_DMIRROR_FAIL_DEVICE_ALLOC,	/* device pages (migration to the device) */
-	HMMU_DMIRROR_FAIL_SYSTEM_ALLOC,	/* system pages (migration back, eviction) */
+	HMMU_DMIRROR_FAIL_SYSTEM_ALLOC,	/* system pages (MIGRATE_TO_SYS, migrate_to_ram) */
 };
 /**
  * hmmu_dmirror_device_fail_allocs() - make the next @count allocations of
- * @kind fail (-1: all of them until reset; 0: reset).  0 or -EINVAL.
+ * @kind fail (-1: all of them until reset; 0: reset).  0 or -EINVAL (NULL
+ * device, unknown kind, @count < -1).
  */
 HMMU_EXPORT int hmmu_dmirror_device_fail_allocs(struct hmmu_dmirror_device *mdevice,
 						enum hmmu_dmirror_fail_kind kind, long count);
 
 /**
  * hmmu_dmirror_open() - bind @mdevice to @mm: a new mirror with an empty
- * device page table and an interval notifier over the whole of @mm.
- * Returns 0, -EINVAL or -ENOMEM.
+ * device page table and an interval notifier over the whole of @mm (which
+ * keeps the mm structure, not its address space, alive).  Several mirrors
+ * may share a device and an mm.  Returns 0, -EINVAL (NULL argument, @mm
+ * without users) or -ENOMEM.
  */
 HMMU_EXPORT int hmmu_dmirror_open(struct hmmu_dmirror_device *mdevice, struct hmmu_mm *mm,
 				  struct hmmu_dmirror **mirrorp);
 /**
  * hmmu_dmirror_close() - remove the notifier, then evict every page of
- * the device (all mirrors' pages, as the kernel driver does) and free the
- * mirror.  Returns 0 or -EINVAL.
+ * the device (all mirrors' pages, as the kernel driver does; chunks stay)
+ * and free the mirror.  Pages busy at the moment are retried until
+ * hmmu_retry_timeout_ms() has passed; what is still busy then (pages other
+ * mirrors keep creating, a pinned coherent page) stays on the device.
+ * Not from a callback.  Returns 0 or -EINVAL.
  */
 HMMU_EXPORT int hmmu_dmirror_close(struct hmmu_dmirror *mirror);
 
@@ -135,13 +163,17 @@ enum {
  * hmmu_dmirror_cmd() - run command @nr on @mirror (the kernel driver's
  * ioctl, spec section 5.6).  The argument is checked first (-EINVAL: NULL,
  * addr not page aligned, npages 0 or wrapping); cpages and faults are
- * written back only on success.  Returns 0 or the command's negative errno:
- * -EFAULT (a page cannot be faulted, or the mm is gone for READ/WRITE),
- * -EPERM (write to a read-only mapping; CHECK_EXCLUSIVE finding an atomic
- * entry), -EINVAL (unknown command; MIGRATE_TO_DEV over an unreadable or
- * unmapped range), -ENOENT (MIGRATE_TO_DEV read-back finds a page missing
- * from the device), -EBUSY (retry bound passed; EXCLUSIVE could not take
- * every page), -ENOMEM.
+ * written back only on success.  cmd->ptr NULL is the ioctl's failed user
+ * copy (-EFAULT, where the kernel driver would copy).  Returns 0 or the
+ * command's negative errno:
+ * -EFAULT (a page cannot be faulted, or the mm is gone for READ/WRITE; a
+ * device write to a page the CPU maps read-only, e.g. an own device page
+ * after fork or mprotect), -EPERM (write to a read-only VMA;
+ * CHECK_EXCLUSIVE finding an atomic entry), -EINVAL (unknown command; the
+ * mm gone for the migrations, SNAPSHOT and EXCLUSIVE; a migration over an
+ * unreadable or unmapped range), -ENOENT (the MIGRATE_TO_DEV or EXCLUSIVE
+ * read-back finds a page missing from the device), -EBUSY (retry bound
+ * passed; EXCLUSIVE could not take every page), -ENOMEM.
  */
 HMMU_EXPORT int hmmu_dmirror_cmd(struct hmmu_dmirror *mirror, unsigned int nr, struct hmmu_dmirror_cmd *cmd);
 
@@ -160,15 +192,20 @@ HMMU_EXPORT long hmmu_dmirror_mmap(struct hmmu_dmirror *mirror, unsigned long ad
  */
 /**
  * hmmu_dmirror_read() - the device reads @npages pages at @addr into @buf
- * through its page table, faulting missing entries in (one copy per page).
- * *@faults (if not NULL) counts fault rounds.  Errors as READ.
+ * through its page table, faulting missing entries in (one copy per page;
+ * reads of 4 MiB or more use streaming stores).  @buf is plain process
+ * memory, not memory of a host mm (it is written under the mirror's lock).
+ * *@faults (if not NULL) counts fault rounds.  Returns 0, -EINVAL (NULL
+ * mirror or @buf, unaligned @addr, @npages 0 or wrapping) or READ's errors.
  */
 HMMU_EXPORT int hmmu_dmirror_read(struct hmmu_dmirror *mirror, unsigned long addr, void *buf,
 				  unsigned long npages, unsigned long *faults);
 /**
  * hmmu_dmirror_migrate_to_device() / _to_system() - migrate @npages pages
- * at @addr in batches of up to @batch pages (0: 64).  Returns the number of
- * pages migrated, or a negative errno as MIGRATE_TO_DEV / MIGRATE_TO_SYS.
+ * at @addr in batches of up to @batch pages (0: 64; a batch never crosses a
+ * VMA end).  Returns the number of pages migrated (pages already where they
+ * should be are not counted), or -EINVAL (bad arguments, the mm gone, a
+ * missing or unreadable VMA: the batches before it stay migrated), -ENOMEM.
  */
 HMMU_EXPORT long hmmu_dmirror_migrate_to_device(struct hmmu_dmirror *mirror, unsigned long addr,
 						unsigned long npages, unsigned long batch);
