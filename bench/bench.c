@@ -1,37 +1,27 @@
 // SPDX-License-Identifier: MIT
 /*
  * hmmu benchmarks (DESIGN.md, "Testing and measuring"): each scenario is
- * timed as the median of at least 5 runs after one warm-up, with state
+ * timed as the median of BENCH_RUNS runs after one warm-up, with state
  * reset outside the timed region, 4 KiB pages only, and beside it glibc
  * memcpy of the same number of bytes between two pre-faulted buffers
  * (no THP) in the same run.  ratio_to_memcpy = scenario time / memcpy time.
+ * Results: stdout, and with --json FILE one object per scenario and size
+ * (scenario, bytes, seconds, pages_per_s, ratio_to_memcpy, ...).
  */
 #include <errno.h>
-#include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
 
-#include <hmmu/hmmu.h>
+#include "bench.h"
 
-#define RUNS 5
-#define MIB (1UL << 20)
+static const unsigned long bench_sizes[] = { 4 * MIB, 64 * MIB, 256 * MIB };
+#define BENCH_MAX_BYTES (256 * MIB)
 
-struct bench_ctx {
-	struct hmmu_mm *mm;
-	unsigned long bytes;
-	long addr;
-	char *buf;		/* destination of reads, pre-faulted */
-};
-
-struct scenario {
-	const char *name;
-	const char *unit;	/* what per_second counts */
-	void (*reset)(struct bench_ctx *c);	/* untimed */
-	void (*run)(struct bench_ctx *c);	/* timed */
-	unsigned long (*count)(const struct bench_ctx *c);
-};
+static char *memcpy_src, *memcpy_dst, *read_buf;
+static int bench_json_items;
 
 static double now_ns(void)
 {
@@ -41,14 +31,20 @@ static double now_ns(void)
 	return ts.tv_sec * 1e9 + ts.tv_nsec;
 }
 
-static void bench_fail(const char *what, long err)
+bool bench_selected(const char *name)
+{
+	const char *only = getenv("HMMU_BENCH_ONLY");
+
+	return !only || strstr(name, only);
+}
+
+void bench_fail(const char *what, long err)
 {
 	fprintf(stderr, "hmmu-bench: %s: %s\n", what, strerror((int)-err));
 	exit(1);
 }
 
-/* A pre-faulted buffer that transparent huge pages do not back. */
-static char *bench_buffer(unsigned long bytes)
+char *bench_buffer(unsigned long bytes)
 {
 	char *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
@@ -59,8 +55,61 @@ static char *bench_buffer(unsigned long bytes)
 	return p;
 }
 
-/* Fresh, untouched mapping of the scenario's size. */
-static void reset_unmapped(struct bench_ctx *c)
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+double bench_time_median(struct bench_ctx *c, void (*reset)(struct bench_ctx *), void (*run)(struct bench_ctx *),
+			 void (*check)(struct bench_ctx *))
+{
+	double t[BENCH_RUNS];
+
+	for (int i = -1; i < BENCH_RUNS; i++) {
+		double t0;
+
+		if (reset)
+			reset(c);
+		t0 = now_ns();
+		run(c);
+		if (i >= 0)
+			t[i] = now_ns() - t0;
+		if (check)
+			check(c);
+	}
+	qsort(t, BENCH_RUNS, sizeof(t[0]), cmp_double);
+	return t[BENCH_RUNS / 2];
+}
+
+static void bench_run_memcpy(struct bench_ctx *c)
+{
+	memcpy(memcpy_dst, memcpy_src, c->bytes);
+	__asm__ volatile("" ::: "memory");
+}
+
+double bench_memcpy_ns(struct bench_ctx *c)
+{
+	return bench_time_median(c, NULL, bench_run_memcpy, NULL);
+}
+
+void bench_report(FILE *json, const char *name, unsigned long bytes, double ns, double copy_ns, const char *extra)
+{
+	double pages_per_s = (double)(bytes / HMMU_PAGE_SIZE) / (ns / 1e9);
+
+	printf("%-30s %4lu MiB %10.3f ms %12.0f pages/s  memcpy %8.3f ms  ratio %6.2f  %s\n", name, bytes / MIB,
+	       ns / 1e6, pages_per_s, copy_ns / 1e6, ns / copy_ns, extra ? extra : "");
+	if (!json)
+		return;
+	fprintf(json,
+		"%s    {\"scenario\": \"%s\", \"bytes\": %lu, \"runs\": %d, \"seconds\": %.9f, \"pages_per_s\": %.0f, "
+		"\"memcpy_seconds\": %.9f, \"ratio_to_memcpy\": %.3f%s%s}",
+		bench_json_items++ ? ",\n" : "", name, bytes, BENCH_RUNS, ns / 1e9, pages_per_s, copy_ns / 1e9,
+		ns / copy_ns, extra ? ", " : "", extra ? extra : "");
+}
+
+void bench_map_fresh(struct bench_ctx *c)
 {
 	if (c->addr > 0)
 		hmmu_munmap(c->mm, (unsigned long)c->addr, c->bytes);
@@ -68,6 +117,30 @@ static void reset_unmapped(struct bench_ctx *c)
 	if (c->addr < 0)
 		bench_fail("hmmu_mmap", c->addr);
 }
+
+void bench_map_populated(struct bench_ctx *c)
+{
+	int err;
+
+	bench_map_fresh(c);
+	err = hmmu_access(c->mm, (unsigned long)c->addr, (void *)c->pattern, c->bytes, HMMU_ACCESS_WRITE);
+	if (err)
+		bench_fail("hmmu_access (populate)", err);
+}
+
+void bench_check_mapping(struct bench_ctx *c)
+{
+	int err = hmmu_access(c->mm, (unsigned long)c->addr, c->buf, c->bytes, HMMU_ACCESS_READ);
+
+	if (err)
+		bench_fail("hmmu_access (check)", err);
+	if (memcmp(c->buf, c->pattern, c->bytes))
+		bench_fail("data check", -EIO);
+}
+
+/* ------------------------------------------------------------------ */
+/* Memory scenarios                                                    */
+/* ------------------------------------------------------------------ */
 
 static void run_first_touch(struct bench_ctx *c)
 {
@@ -81,12 +154,10 @@ static void run_first_touch(struct bench_ctx *c)
 	}
 }
 
-static void reset_populated(struct bench_ctx *c)
+static void reset_populated_once(struct bench_ctx *c)
 {
-	if (c->addr <= 0) {
-		reset_unmapped(c);
-		run_first_touch(c);
-	}
+	if (c->addr <= 0)
+		bench_map_populated(c);
 }
 
 static void run_access_read(struct bench_ctx *c)
@@ -97,68 +168,37 @@ static void run_access_read(struct bench_ctx *c)
 		bench_fail("hmmu_access", err);
 }
 
-static unsigned long count_pages(const struct bench_ctx *c)
+static void check_read(struct bench_ctx *c)
 {
-	return c->bytes / HMMU_PAGE_SIZE;
+	if (memcmp(c->buf, c->pattern, c->bytes))
+		bench_fail("data check", -EIO);
 }
 
-static unsigned long count_bytes(const struct bench_ctx *c)
-{
-	return c->bytes;
-}
-
-static const struct scenario scenarios[] = {
-	{ "anon_first_touch_fault", "faults", reset_unmapped, run_first_touch, count_pages },
-	{ "access_read_populated", "bytes", reset_populated, run_access_read, count_bytes },
+static const struct {
+	const char *name;
+	void (*reset)(struct bench_ctx *c);
+	void (*run)(struct bench_ctx *c);
+	void (*check)(struct bench_ctx *c);
+} memory_scenarios[] = {
+	{ "anon_first_touch_fault", bench_map_fresh, run_first_touch, NULL },
+	{ "access_read_populated", reset_populated_once, run_access_read, check_read },
 };
 
-static int cmp_double(const void *a, const void *b)
+static void bench_memory(unsigned long bytes, FILE *json)
 {
-	double x = *(const double *)a, y = *(const double *)b;
+	for (size_t i = 0; i < sizeof(memory_scenarios) / sizeof(memory_scenarios[0]); i++) {
+		struct bench_ctx c = { .bytes = bytes, .buf = read_buf, .pattern = memcpy_src };
+		double ns, copy_ns;
 
-	return (x > y) - (x < y);
-}
-
-/* Median over RUNS timed runs after a warm-up; resets are not timed. */
-static double time_median(struct bench_ctx *c, void (*reset)(struct bench_ctx *), void (*run)(struct bench_ctx *))
-{
-	double t[RUNS];
-
-	for (int i = -1; i < RUNS; i++) {
-		double t0;
-
-		if (reset)
-			reset(c);
-		t0 = now_ns();
-		run(c);
-		if (i >= 0)
-			t[i] = now_ns() - t0;
+		if (!bench_selected(memory_scenarios[i].name))
+			continue;
+		if (hmmu_mm_create(HMMU_MM_DEFAULT, &c.mm))
+			bench_fail("hmmu_mm_create", -ENOMEM);
+		ns = bench_time_median(&c, memory_scenarios[i].reset, memory_scenarios[i].run, memory_scenarios[i].check);
+		copy_ns = bench_memcpy_ns(&c);
+		bench_report(json, memory_scenarios[i].name, bytes, ns, copy_ns, NULL);
+		hmmu_mmput(c.mm);
 	}
-	qsort(t, RUNS, sizeof(t[0]), cmp_double);
-	return t[RUNS / 2];
-}
-
-static char *memcpy_src, *memcpy_dst;
-
-static void run_memcpy(struct bench_ctx *c)
-{
-	memcpy(memcpy_dst, memcpy_src, c->bytes);
-	__asm__ volatile("" ::: "memory");
-}
-
-static void bench_scenario(const struct scenario *s, struct bench_ctx *c, FILE *json, bool first)
-{
-	double ns = time_median(c, s->reset, s->run);
-	double copy_ns = time_median(c, NULL, run_memcpy);
-	double per_sec = s->count(c) / (ns / 1e9);
-
-	printf("%-26s %8lu MiB %12.0f ns %14.0f %s/s  memcpy %10.0f ns  ratio %6.2f\n", s->name, c->bytes / MIB, ns,
-	       per_sec, s->unit, copy_ns, ns / copy_ns);
-	if (json)
-		fprintf(json,
-			"%s    {\"name\": \"%s\", \"bytes\": %lu, \"runs\": %d, \"median_ns\": %.0f, "
-			"\"per_second\": %.0f, \"unit\": \"%s\", \"memcpy_ns\": %.0f, \"ratio_to_memcpy\": %.3f}",
-			first ? "" : ",\n", s->name, c->bytes, RUNS, ns, per_sec, s->unit, copy_ns, ns / copy_ns);
 }
 
 /* ------------------------------------------------------------------ */
@@ -203,45 +243,50 @@ static void bench_notifier(unsigned long n, FILE *json)
 	for (unsigned long i = 0; i < n; i++)
 		if (hmmu_interval_notifier_insert(&subs[i], c.mm, 2 * i * HMMU_PAGE_SIZE, HMMU_PAGE_SIZE, &bench_iops))
 			bench_fail("hmmu_interval_notifier_insert", -ENOMEM);
-	ns = time_median(&c, NULL, run_notify_pairs) / NOTIFY_PAIRS;
-	printf("%-26s %8lu subs %9.1f ns per start/end pair (one hit)\n", "notifier_start_end", n, ns);
+	ns = bench_time_median(&c, NULL, run_notify_pairs, NULL) / NOTIFY_PAIRS;
+	printf("%-30s %8lu subs %9.1f ns per start/end pair (one hit)\n", "notifier_start_end", n, ns);
 	if (json)
-		fprintf(json, ",\n    {\"name\": \"notifier_start_end_%lu_subscribers\", \"subscribers\": %lu, "
-			      "\"runs\": %d, \"median_ns_per_pair\": %.1f}", n, n, RUNS, ns);
+		fprintf(json, "%s    {\"scenario\": \"notifier_start_end\", \"subscribers\": %lu, \"runs\": %d, "
+			      "\"seconds_per_pair\": %.12f}", bench_json_items++ ? ",\n" : "", n, BENCH_RUNS, ns / 1e9);
 	for (unsigned long i = 0; i < n; i++)
 		hmmu_interval_notifier_remove(&subs[i]);
 	hmmu_mmput(c.mm);
 	free(subs);
 }
 
+/* Every 8-byte word holds its own index: a page's data names the page. */
+static void bench_fill_pattern(char *p, unsigned long bytes)
+{
+	for (unsigned long i = 0; i < bytes / sizeof(uint64_t); i++)
+		((uint64_t *)p)[i] = i * 0x9e3779b97f4a7c15ULL;
+}
+
 int main(int argc, char **argv)
 {
-	struct bench_ctx c = { .bytes = 256 * MIB };
 	const char *json_path = argc == 3 && !strcmp(argv[1], "--json") ? argv[2] : NULL;
 	FILE *json = NULL;
 	int err;
 
-	err = hmmu_init(&(struct hmmu_config){ .ram_size = 2 * c.bytes });
+	/* The data, device-private backing pages, pages faulted home, slack. */
+	err = hmmu_init(&(struct hmmu_config){ .ram_size = 4 * BENCH_MAX_BYTES });
 	if (err)
 		bench_fail("hmmu_init", err);
 	if (json_path && !(json = fopen(json_path, "w")))
 		bench_fail(json_path, -errno);
-	c.buf = bench_buffer(c.bytes);
-	memcpy_src = bench_buffer(c.bytes);
-	memcpy_dst = bench_buffer(c.bytes);
+	memcpy_src = bench_buffer(BENCH_MAX_BYTES);
+	memcpy_dst = bench_buffer(BENCH_MAX_BYTES);
+	read_buf = bench_buffer(BENCH_MAX_BYTES);
+	bench_fill_pattern(memcpy_src, BENCH_MAX_BYTES);
 	if (json)
-		fprintf(json, "{\n  \"unit_note\": \"median of %d runs; ratio_to_memcpy = time / memcpy time\",\n"
-			      "  \"scenarios\": [\n", RUNS);
-	for (size_t i = 0; i < sizeof(scenarios) / sizeof(scenarios[0]); i++) {
-		if (hmmu_mm_create(HMMU_MM_DEFAULT, &c.mm))
-			bench_fail("hmmu_mm_create", -ENOMEM);
-		c.addr = 0;
-		bench_scenario(&scenarios[i], &c, json, i == 0);
-		hmmu_mmput(c.mm);
+		fprintf(json, "{\n  \"note\": \"median of %d runs after a warm-up; ratio_to_memcpy = seconds / "
+			      "memcpy_seconds of the same bytes in the same run\",\n  \"results\": [\n", BENCH_RUNS);
+	for (size_t i = 0; i < sizeof(bench_sizes) / sizeof(bench_sizes[0]); i++) {
+		bench_memory(bench_sizes[i], json);
+		bench_device(&(struct bench_ctx){ .bytes = bench_sizes[i], .buf = read_buf, .pattern = memcpy_src },
+			     json);
 	}
-	bench_notifier(1, json);
-	bench_notifier(1000, json);
-	bench_notifier(1000000, json);
+	for (unsigned long n = 1; n <= 1000000 && bench_selected("notifier_start_end"); n *= 1000)
+		bench_notifier(n, json);
 	if (json) {
 		fprintf(json, "\n  ]\n}\n");
 		fclose(json);
