@@ -141,10 +141,12 @@ HMMU_EXPORT void hmmu_memunmap_pages(struct hmmu_dev_pagemap *pgmap);
 
 /**
  * hmmu_zone_device_page_init() - hand out the free device frame @page:
- * takes a pagemap reference, sets the refcount to 1 and locks the page (the
- * kernel's zone_device_page_init).  The caller unlocks it when it is ready
- * (migration's finalize does, for a migration destination).  Warns (stderr)
- * when the pagemap is dying.  @page must be a free frame of a live pagemap.
+ * takes a pagemap reference, locks the page and sets the refcount to 1 (the
+ * kernel's zone_device_page_init, which sets the refcount first: locking
+ * first keeps a concurrent hmmu_migrate_device_range() from taking a page
+ * still being set up).  The caller unlocks it when it is ready (migration's
+ * finalize does, for a migration destination).  Warns (stderr) when the
+ * pagemap is dying.  @page must be a free frame of a live pagemap.
  */
 HMMU_EXPORT void hmmu_zone_device_page_init(struct hmmu_page *page);
 

@@ -78,11 +78,26 @@ void hmmu_zone_device_page_init(struct hmmu_page *page)
 			hmmu_page_to_pfn(page));
 	hmmu_pgmap_get(pgmap);
 	/*
+	 * Lock first, then publish the reference.  The other order (Linux's:
+	 * set_page_count, then lock_page) leaves a window where the frame
+	 * looks in use but is unlocked: hmmu_migrate_device_range()'s
+	 * get_page_unless_zero + trylock could then take it, pass the pin
+	 * check (its reference + the allocator's = the expected count of an
+	 * unmapped device page) and hand the driver, as a page to evict, a
+	 * frame its allocator has not finished setting up (dmirror read its
+	 * zone_device_data, still NULL, and crashed holding release_lock and
+	 * the page lock: the hang of test_race_close_release), while the
+	 * allocator slept here.  Locked before it is visible, the frame is
+	 * skipped by eviction as "locked" (spec 3.11).  Nobody else can hold
+	 * the lock of a free frame (every locker holds a reference, and
+	 * unlocks before dropping it), so this normally never sleeps.
+	 */
+	hmmu_lock_page(page);
+	/*
 	 * Release pairs with the acquire CAS of hmmu_get_page_unless_zero():
-	 * a speculative reference sees the frame initialised.
+	 * a speculative reference sees the frame initialised and locked.
 	 */
 	atomic_store_explicit(&page->_refcount, 1, memory_order_release);
-	hmmu_lock_page(page);
 }
 
 /*

@@ -1372,6 +1372,144 @@ static void test_device_range_einval(void **state)
 	hmmu_put_page(sys);
 }
 
+/* A thread allocating a page of a test device (hmmu_zone_device_page_init inside). */
+struct init_job {
+	struct hmmu_test_dev *dev;
+	struct hmmu_page *page;
+	atomic_bool done;
+};
+
+static void *init_job_run(void *arg)
+{
+	struct init_job *j = arg;
+
+	j->page = hmmu_test_dev_alloc(j->dev);
+	atomic_store(&j->done, true);
+	return NULL;
+}
+
+/*
+ * A device page being set up is never visible as in use before it is
+ * locked (hmmu_zone_device_page_init locks, then publishes refcount 1), so
+ * an eviction's get_page_unless_zero + trylock cannot take it in between.
+ * Init is stopped at its lock step by holding the free frame's lock: the
+ * frame must still look free (refcount 0, skipped by migrate_device_range);
+ * init completes once the lock is released, the page referenced and locked.
+ */
+static void test_device_range_skips_page_in_init(void **state)
+{
+	struct hmmu_test_dev *dev = hmmu_test_dev(HMMU_MEMORY_DEVICE_PRIVATE, 1, &owner_a);
+	struct hmmu_page *page = hmmu_pfn_to_page(dev->first_pfn);
+	struct init_job job = { .dev = dev };
+	unsigned long src[1] = { ~0UL };
+	bool waiting, early;
+	int ref;
+	pthread_t t;
+
+	assert_false(hmmu_page_test_flag(page, HMMU_PG_waiters));
+	hmmu_lock_page(page);
+	assert_int_equal(pthread_create(&t, NULL, init_job_run, &job), 0);
+	waiting = wait_for_flag(page, HMMU_PG_waiters);
+	ref = hmmu_page_ref_count(page);
+	assert_int_equal(hmmu_migrate_device_range(src, dev->first_pfn, 1), 0);
+	early = atomic_load(&job.done);
+	hmmu_unlock_page(page);
+	assert_true(join_within(t, WAIT_LIMIT_MS));
+	assert_true(waiting);
+	assert_false(early);
+	assert_int_equal(ref, 0);
+	assert_int_equal(src[0], 0);
+	assert_ptr_equal(job.page, page);
+	assert_true(hmmu_page_locked(page));
+	assert_int_equal(hmmu_page_ref_count(page), 1);
+	hmmu_unlock_page(page);
+	hmmu_put_page(page);
+	assert_int_equal(atomic_load(&dev->page_frees), 1);
+}
+
+/* The allocator of test_race_evict_vs_init: allocates and frees frame 0 in a loop. */
+struct init_race {
+	struct hmmu_test_dev *dev;
+	atomic_bool in_init;	/* inside hmmu_zone_device_page_init */
+	atomic_bool stop;
+	atomic_long rounds, caught, bad;
+};
+
+/* Is frame 0 of @dev free (page_free ran)? */
+static bool dev_frame0_free(struct hmmu_test_dev *dev)
+{
+	bool in_use;
+
+	pthread_mutex_lock(&dev->lock);
+	in_use = dev->in_use[0];
+	pthread_mutex_unlock(&dev->lock);
+	return !in_use;
+}
+
+static void *init_race_alloc(void *arg)
+{
+	struct init_race *r = arg;
+
+	while (!atomic_load(&r->stop)) {
+		struct hmmu_page *page;
+
+		while (!dev_frame0_free(r->dev))
+			;	/* the evictor holds the last reference */
+		atomic_store(&r->in_init, true);
+		page = hmmu_test_dev_alloc(r->dev);
+		atomic_store(&r->in_init, false);
+		if (!page) {
+			atomic_fetch_add(&r->bad, 1);
+			break;
+		}
+		hmmu_unlock_page(page);
+		hmmu_put_page(page);
+		atomic_fetch_add(&r->rounds, 1);
+	}
+	return NULL;
+}
+
+/*
+ * The race behind an intermittent hang of dmirror's close/RELEASE: an
+ * eviction (migrate_device_range) against an allocator initialising the
+ * same frame.  The eviction may take the page only once init has returned
+ * (it then unlocks a page it referenced: harmless); never while init runs,
+ * as it did when init published refcount 1 before locking.
+ */
+static void test_race_evict_vs_init(void **state)
+{
+	struct hmmu_test_dev *dev = hmmu_test_dev(HMMU_MEMORY_DEVICE_PRIVATE, 1, &owner_a);
+	struct init_race r = { .dev = dev };
+	unsigned long src[1], dst[1];
+	struct timespec t0, now;
+	pthread_t t;
+
+	assert_int_equal(pthread_create(&t, NULL, init_race_alloc, &r), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (long i = 0;; i++) {
+		assert_int_equal(hmmu_migrate_device_range(src, dev->first_pfn, 1), 0);
+		if (src[0]) {
+			atomic_fetch_add(&r.caught, 1);
+			if (atomic_load(&r.in_init))
+				atomic_fetch_add(&r.bad, 1);
+			dst[0] = 0;
+			assert_int_equal(hmmu_migrate_device_pages(src, dst, 1), 0);
+			assert_int_equal(hmmu_migrate_device_finalize(src, dst, 1), 0);
+		}
+		if (i % 1024)
+			continue;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if ((now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000 > 300)
+			break;
+	}
+	atomic_store(&r.stop, true);
+	assert_true(join_within(t, WAIT_LIMIT_MS));
+	print_message("%ld allocations, %ld pages taken by the eviction\n", atomic_load(&r.rounds),
+		      atomic_load(&r.caught));
+	assert_int_equal(atomic_load(&r.bad), 0);
+	assert_true(dev_frame0_free(dev));
+}
+
 /* ------------------------------------------------------------------ */
 /* Long-term pins (spec 4.2) and huge pages                            */
 /* ------------------------------------------------------------------ */
@@ -1488,6 +1626,8 @@ int main(void)
 		MTEST(test_evict_two_mms),
 		MTEST(test_evict_across_mremap),
 		MTEST(test_device_range_einval),
+		MTEST(test_device_range_skips_page_in_init),
+		MTEST(test_race_evict_vs_init),
 		MTEST(test_longterm_pin_coherent),
 		MTEST(test_thp_split),
 	};
