@@ -409,6 +409,32 @@ static void child_wait(struct child *c)
 /* The scenarios                                                       */
 /* ------------------------------------------------------------------ */
 
+/* A buffer of @npages private anonymous RW pages, int i stored at index i by the CPU. */
+static struct buffer *anon_ints(struct fixture *self, unsigned long npages)
+{
+	size_t size = npages * PAGE;
+	struct buffer *b = buffer_alloc(size);
+
+	b->ptr = map(self->mm, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, -1);
+	assert_int_equal(cpu_store_ints(self->mm, b->ptr, 0, size, 1, 0), 0);
+	return b;
+}
+
+/*
+ * The common start of the migration scenarios: map @b (private, from @fd
+ * or anonymous), store int i at index i with the CPU, MIGRATE_TO_DEV
+ * everything (cpages npages) and check the device's read-back.
+ */
+static void migrate_fresh(struct fixture *self, struct buffer *b, unsigned long npages, int fd)
+{
+	size_t size = npages * PAGE;
+
+	b->ptr = map(self->mm, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd);
+	assert_int_equal(cpu_store_ints(self->mm, b->ptr, 0, size, 1, 0), 0);
+	expect_ok(dmirror_cmd(self->mirror[0], HMMU_DMIRROR_MIGRATE_TO_DEV, b, npages), b, npages, ANY);
+	assert_ints(b->mirror, 0, size, 1, 0);
+}
+
 /* 1: the fixture opens the device and closes it with 0. */
 static void open_close(void **state)
 {
@@ -442,10 +468,8 @@ static void anon_read_prot(void **state)
 	struct fixture *self = *state;
 	unsigned long npages = HMM_BUFFER_SIZE / PAGE;
 	size_t size = npages * PAGE;
-	struct buffer *b = buffer_alloc(size);
+	struct buffer *b = anon_ints(self, npages);
 
-	b->ptr = map(self->mm, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, -1);
-	assert_int_equal(cpu_store_ints(self->mm, b->ptr, 0, size, 1, 0), 0);
 	ints_fill(b->mirror, 0, size, -1, 0);
 	assert_int_equal(hmmu_mprotect(self->mm, b->ptr, size, PROT_NONE), 0);
 
@@ -631,10 +655,7 @@ static void migrate(void **state)
 	size_t size = npages * PAGE;
 	struct buffer *b = buffer_alloc(size);
 
-	b->ptr = map(self->mm, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, -1);
-	assert_int_equal(cpu_store_ints(self->mm, b->ptr, 0, size, 1, 0), 0);
-	expect_ok(dmirror_cmd(self->mirror[0], HMMU_DMIRROR_MIGRATE_TO_DEV, b, npages), b, npages, ANY);
-	assert_ints(b->mirror, 0, size, 1, 0);
+	migrate_fresh(self, b, npages, -1);
 	buffer_free(self->mm, b);
 }
 
@@ -647,10 +668,7 @@ static void migrate_file_private(void **state)
 	struct buffer *b = buffer_alloc(size);
 
 	b->fd = create_file(size);
-	b->ptr = map(self->mm, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, b->fd);
-	assert_int_equal(cpu_store_ints(self->mm, b->ptr, 0, size, 1, 0), 0);
-	expect_ok(dmirror_cmd(self->mirror[0], HMMU_DMIRROR_MIGRATE_TO_DEV, b, npages), b, npages, ANY);
-	assert_ints(b->mirror, 0, size, 1, 0);
+	migrate_fresh(self, b, npages, b->fd);
 	buffer_free(self->mm, b);
 }
 
@@ -662,10 +680,7 @@ static void migrate_fault(void **state)
 	size_t size = npages * PAGE;
 	struct buffer *b = buffer_alloc(size);
 
-	b->ptr = map(self->mm, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, -1);
-	assert_int_equal(cpu_store_ints(self->mm, b->ptr, 0, size, 1, 0), 0);
-	expect_ok(dmirror_cmd(self->mirror[0], HMMU_DMIRROR_MIGRATE_TO_DEV, b, npages), b, npages, ANY);
-	assert_ints(b->mirror, 0, size, 1, 0);
+	migrate_fresh(self, b, npages, -1);
 
 	assert_int_equal(cpu_check_ints(self->mm, b->ptr, 0, size / 2, 1, 0), 0);
 
@@ -683,10 +698,7 @@ static void migrate_release(void **state)
 	size_t size = npages * PAGE;
 	struct buffer *b = buffer_alloc(size);
 
-	b->ptr = map(self->mm, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, -1);
-	assert_int_equal(cpu_store_ints(self->mm, b->ptr, 0, size, 1, 0), 0);
-	expect_ok(dmirror_cmd(self->mirror[0], HMMU_DMIRROR_MIGRATE_TO_DEV, b, npages), b, npages, ANY);
-	assert_ints(b->mirror, 0, size, 1, 0);
+	migrate_fresh(self, b, npages, -1);
 
 	assert_int_equal(dmirror_cmd(self->mirror[0], HMMU_DMIRROR_RELEASE, b, npages), 0);
 	assert_int_equal(cpu_check_ints(self->mm, b->ptr, 0, size / 2, 1, 0), 0);
@@ -756,10 +768,7 @@ static void migrate_multiple(void **state)
 	for (int c = 0; c < NTIMES; c++) {
 		struct buffer *b = buffer_alloc(size);
 
-		b->ptr = map(self->mm, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, -1);
-		assert_int_equal(cpu_store_ints(self->mm, b->ptr, 0, size, 1, 0), 0);
-		expect_ok(dmirror_cmd(self->mirror[0], HMMU_DMIRROR_MIGRATE_TO_DEV, b, npages), b, npages, ANY);
-		assert_ints(b->mirror, 0, size, 1, 0);
+		migrate_fresh(self, b, npages, -1);
 		if (conf_coherent())
 			expect_ok(dmirror_cmd(self->mirror[0], HMMU_DMIRROR_MIGRATE_TO_SYS, b, npages), b, npages,
 				  ANY);
@@ -933,10 +942,8 @@ static void double_map(void **state)
 	struct fixture *self = *state;
 	unsigned long npages = 6;
 	size_t size = npages * PAGE;
-	struct buffer *b = buffer_alloc(size);
+	struct buffer *b = anon_ints(self, npages);
 
-	b->ptr = map(self->mm, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, -1);
-	assert_int_equal(cpu_store_ints(self->mm, b->ptr, 0, size, 1, 0), 0);
 	assert_int_equal(hmmu_mprotect(self->mm, b->ptr, size, PROT_READ), 0);
 
 	expect_ok(dmirror_cmd(self->mirror[0], HMMU_DMIRROR_READ, b, npages), b, npages, 1);
@@ -958,10 +965,8 @@ static void exclusive(void **state)
 	struct fixture *self = *state;
 	unsigned long npages = HMM_BUFFER_SIZE / PAGE;
 	size_t size = npages * PAGE;
-	struct buffer *b = buffer_alloc(size);
+	struct buffer *b = anon_ints(self, npages);
 
-	b->ptr = map(self->mm, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, -1);
-	assert_int_equal(cpu_store_ints(self->mm, b->ptr, 0, size, 1, 0), 0);
 	expect_ok(dmirror_cmd(self->mirror[0], HMMU_DMIRROR_EXCLUSIVE, b, npages), b, npages, ANY);
 	assert_ints(b->mirror, 0, size, 1, 0);
 
@@ -977,10 +982,8 @@ static void exclusive_mprotect(void **state)
 	struct fixture *self = *state;
 	unsigned long npages = HMM_BUFFER_SIZE / PAGE;
 	size_t size = npages * PAGE;
-	struct buffer *b = buffer_alloc(size);
+	struct buffer *b = anon_ints(self, npages);
 
-	b->ptr = map(self->mm, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, -1);
-	assert_int_equal(cpu_store_ints(self->mm, b->ptr, 0, size, 1, 0), 0);
 	expect_ok(dmirror_cmd(self->mirror[0], HMMU_DMIRROR_EXCLUSIVE, b, npages), b, npages, ANY);
 	assert_ints(b->mirror, 0, size, 1, 0);
 
@@ -1079,10 +1082,8 @@ static void hmm_cow_in_device(void **state)
 	struct fixture *self = *state;
 	unsigned long npages = 4;
 	size_t size = npages * PAGE;
-	struct buffer *b = buffer_alloc(size);
+	struct buffer *b = anon_ints(self, npages);
 
-	b->ptr = map(self->mm, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, -1);
-	assert_int_equal(cpu_store_ints(self->mm, b->ptr, 0, size, 1, 0), 0);
 	expect_ok(dmirror_cmd(self->mirror[0], HMMU_DMIRROR_MIGRATE_TO_DEV, b, npages), b, npages, ANY);
 
 	fork_mm(self);		/* the child idles: its mm stays as it is */

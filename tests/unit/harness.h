@@ -41,6 +41,11 @@ unsigned long hmmu_test_map_at(struct hmmu_mm *mm, unsigned long addr, size_t le
 unsigned long hmmu_test_map(struct hmmu_mm *mm, size_t len, int prot);
 /* The leaf entry mapping @addr, or 0; *@hugep (if set): it is a PMD leaf. */
 hmmu_pte_t hmmu_test_leaf(struct hmmu_mm *mm, unsigned long addr, bool *hugep);
+/* Replace the PTE (not a huge leaf) mapping @addr by @val under its lock; the old entry. */
+hmmu_pte_t hmmu_test_swap_pte(struct hmmu_mm *mm, unsigned long addr, hmmu_pte_t val);
+/* hmmu_fork() or fail the test / validate a child and drop its user reference. */
+struct hmmu_mm *hmmu_test_fork(struct hmmu_mm *mm);
+void hmmu_test_fork_done(struct hmmu_mm *child);
 
 /*
  * Test devices (harness_dev.c): a pagemap with a minimal driver, owned by

@@ -62,3 +62,37 @@ hmmu_pte_t hmmu_test_leaf(struct hmmu_mm *mm, unsigned long addr, bool *hugep)
 		*hugep = ep && huge;
 	return e;
 }
+
+hmmu_pte_t hmmu_test_swap_pte(struct hmmu_mm *mm, unsigned long addr, hmmu_pte_t val)
+{
+	struct hmmu_pt *pt;
+	bool huge = false;
+	hmmu_pte_t *ep, old = 0;
+
+	hmmu_mmap_read_lock(mm);
+	ep = hmmu_leaf_lookup_lock(mm, addr, &pt, &huge);
+	if (ep && !huge) {
+		old = hmmu_pte_read(ep);
+		hmmu_pte_set(pt, ep, val);
+	}
+	if (ep)
+		hmmu_pt_unlock(pt);
+	hmmu_mmap_read_unlock(mm);
+	assert_true(ep && !huge);
+	return old;
+}
+
+struct hmmu_mm *hmmu_test_fork(struct hmmu_mm *mm)
+{
+	struct hmmu_mm *child = NULL;
+
+	assert_int_equal(hmmu_fork(mm, &child), 0);
+	assert_non_null(child);
+	return child;
+}
+
+void hmmu_test_fork_done(struct hmmu_mm *child)
+{
+	assert_int_equal(hmmu_pt_validate(child), 0);
+	hmmu_mmput(child);
+}

@@ -119,38 +119,6 @@ static hmmu_pte_t expect_present(struct hmmu_mm *mm, unsigned long addr, struct 
 	return e;
 }
 
-/* Swap the entry at @addr for @val; returns the old one. */
-static hmmu_pte_t swap_entry(struct hmmu_mm *mm, unsigned long addr, hmmu_pte_t val)
-{
-	struct hmmu_pt *pt;
-	bool huge = false;
-	hmmu_pte_t *ep, old;
-
-	hmmu_mmap_read_lock(mm);
-	ep = hmmu_leaf_lookup_lock(mm, addr, &pt, &huge);
-	assert_true(ep && !huge);
-	old = hmmu_pte_read(ep);
-	hmmu_pte_set(pt, ep, val);
-	hmmu_pt_unlock(pt);
-	hmmu_mmap_read_unlock(mm);
-	return old;
-}
-
-static struct hmmu_mm *fork_mm(struct hmmu_mm *mm)
-{
-	struct hmmu_mm *child = NULL;
-
-	assert_int_equal(hmmu_fork(mm, &child), 0);
-	assert_non_null(child);
-	return child;
-}
-
-static void child_done(struct hmmu_mm *child)
-{
-	assert_int_equal(hmmu_pt_validate(child), 0);
-	hmmu_mmput(child);
-}
-
 /*
  * Recording subscribers (notifier_rec.h): interval subscriptions over the
  * whole address space, one logged event per invalidation.  Static, so that
@@ -263,7 +231,7 @@ static void test_exclusive_faults_in_first(void **state)
 
 	(void)get_byte(mm, a + PAGE);			/* page 1: the zero page */
 	fill_ints(mm, a + 2 * PAGE, 2, 7);		/* pages 2, 3 */
-	child = fork_mm(mm);				/* page 2 becomes shared */
+	child = hmmu_test_fork(mm);				/* page 2 becomes shared */
 	put_byte(mm, a + 3 * PAGE, get_byte(mm, a + 3 * PAGE));	/* page 3: private again (copied) */
 	shared = nr_page_at(mm, a + 2 * PAGE);
 	assert_true(hmmu_is_zero_pfn(hmmu_pte_pfn(nr_leaf(mm, a + PAGE))));
@@ -282,7 +250,7 @@ static void test_exclusive_faults_in_first(void **state)
 	assert_int_equal(get_byte(mm, a + PAGE), 0);
 	check_ints(mm, a + 2 * PAGE, 2, 7);
 	check_ints(child, a + 2 * PAGE, 2, 7);
-	child_done(child);
+	hmmu_test_fork_done(child);
 }
 
 /* Map 4 MiB, advise its 2 MiB-aligned window MADV_HUGEPAGE, fault a THP in; returns the window. */
@@ -431,7 +399,7 @@ static void test_exclusive_shared_page(void **state)
 	struct hmmu_page *page;
 
 	fill_ints(mm, a, 1, 40);
-	child = fork_mm(mm);
+	child = hmmu_test_fork(mm);
 	page = nr_page_at(mm, a);
 	rec_start(mm, 1);
 	rec_start(child, 2);
@@ -453,7 +421,7 @@ static void test_exclusive_shared_page(void **state)
 	check_ints(child, a, 1, 40);
 	rec_stop(child, 2);
 	rec_stop(mm, 1);
-	child_done(child);
+	hmmu_test_fork_done(child);
 }
 
 /*
@@ -472,13 +440,13 @@ static void test_exclusive_mapped_elsewhere(void **state)
 	hmmu_pte_t ce;
 
 	fill_ints(mm, a, 1, 50);
-	c1 = fork_mm(mm);
-	c2 = fork_mm(mm);
+	c1 = hmmu_test_fork(mm);
+	c2 = hmmu_test_fork(mm);
 	page = nr_page_at(mm, a);
 	ce = nr_leaf(c2, a);
-	swap_entry(c1, a, hmmu_swp_entry_to_pte(hmmu_make_swp_entry(EXCL_R, hmmu_page_to_pfn(page))));
+	hmmu_test_swap_pte(c1, a, hmmu_swp_entry_to_pte(hmmu_make_swp_entry(EXCL_R, hmmu_page_to_pfn(page))));
 	hmmu_page_remove_rmap(page, false);		/* the entry keeps its reference only */
-	swap_entry(mm, a, nr_leaf(mm, a) | HMMU_PTE_WRITE);
+	hmmu_test_swap_pte(mm, a, nr_leaf(mm, a) | HMMU_PTE_WRITE);
 	hmmu_get_page(page);
 	hmmu_lock_page(page);
 	assert_false(convert_page(mm, a, page));
@@ -493,8 +461,8 @@ static void test_exclusive_mapped_elsewhere(void **state)
 	assert_int_equal(hmmu_page_ref_count(page), 2);
 	check_ints(c1, a, 1, 50);
 	check_ints(c2, a, 1, 50);
-	child_done(c1);
-	child_done(c2);
+	hmmu_test_fork_done(c1);
+	hmmu_test_fork_done(c2);
 }
 
 /*
@@ -906,7 +874,7 @@ static void test_fork_exclusive(void **state)
 		page[i] = nr_page_at(mm, a + i * PAGE);
 	make_excl_all(mm, a, 4);
 	rec_start(mm, 1);
-	child = fork_mm(mm);
+	child = hmmu_test_fork(mm);
 	expect_ev(0, 1, a, a + 4 * PAGE, HMMU_NOTIFY_PROTECTION_PAGE, NULL);
 	nr_expect_count(1);
 	for (int i = 0; i < 4; i++) {
@@ -924,7 +892,7 @@ static void test_fork_exclusive(void **state)
 	put_bytes(child, a + PAGE, &v, sizeof(v));
 	check_ints(mm, a + PAGE, 3, 17 + (int)(PAGE / sizeof(int)));
 	rec_stop(mm, 1);
-	child_done(child);
+	hmmu_test_fork_done(child);
 }
 
 /*
@@ -953,10 +921,10 @@ static void test_fork_exclusive_busy(void **state)
 	assert_int_equal(hmmu_page_ref_count(pages[1]), 2);
 	assert_int_equal(hmmu_pt_validate(mm), 0);
 	release_pages(pages + 1, 1);
-	child = fork_mm(mm);
+	child = hmmu_test_fork(mm);
 	check_ints(child, a, 2, 18);
 	check_ints(mm, a, 2, 18);
-	child_done(child);
+	hmmu_test_fork_done(child);
 }
 
 /*
@@ -1006,15 +974,15 @@ static void test_validate_typed_entries(void **state)
 	hmmu_pte_t old;
 
 	(void)get_byte(mm, a);				/* the zero page: not anonymous */
-	old = swap_entry(mm, a, hmmu_swp_entry_to_pte(hmmu_make_swp_entry(EXCL_R, zero)));
+	old = hmmu_test_swap_pte(mm, a, hmmu_swp_entry_to_pte(hmmu_make_swp_entry(EXCL_R, zero)));
 	assert_int_equal(hmmu_pt_validate(mm), -EUCLEAN);
-	swap_entry(mm, a, old);
+	hmmu_test_swap_pte(mm, a, old);
 	put_byte(mm, a + PAGE, 1);			/* a system page is no device page */
 	pfn = hmmu_pte_pfn(nr_leaf(mm, a + PAGE));
-	old = swap_entry(mm, a + PAGE,
+	old = hmmu_test_swap_pte(mm, a + PAGE,
 			 hmmu_swp_entry_to_pte(hmmu_make_swp_entry(HMMU_SWP_DEVICE_PRIVATE_WRITE, pfn)));
 	assert_int_equal(hmmu_pt_validate(mm), -EUCLEAN);
-	swap_entry(mm, a + PAGE, old);
+	hmmu_test_swap_pte(mm, a + PAGE, old);
 	make_excl_all(mm, a + PAGE, 1);
 	assert_int_equal(hmmu_pt_validate(mm), 0);
 }

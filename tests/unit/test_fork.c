@@ -44,22 +44,6 @@ static struct hmmu_page *page_at(struct hmmu_mm *mm, unsigned long addr)
 	return hmmu_pfn_to_page(pfn_at(mm, addr));
 }
 
-static struct hmmu_mm *fork_mm(struct hmmu_mm *mm)
-{
-	struct hmmu_mm *child = NULL;
-
-	assert_int_equal(hmmu_fork(mm, &child), 0);
-	assert_non_null(child);
-	return child;
-}
-
-/* Validate the child and drop its only user reference (teardown). */
-static void child_done(struct hmmu_mm *child)
-{
-	assert_int_equal(hmmu_pt_validate(child), 0);
-	hmmu_mmput(child);
-}
-
 /* Write byte @tag + i at the start of page i of [a, a + n pages). */
 static void tag_pages(struct hmmu_mm *mm, unsigned long a, unsigned long n, unsigned char tag)
 {
@@ -106,7 +90,7 @@ static void test_fork_private_isolation(void **state)
 	memset(want, 0x3c, sizeof(want));
 	put_bytes(mm, a, want, PAGE);
 	tag_pages(mm, a + PAGE, 3, 10);
-	child = fork_mm(mm);
+	child = hmmu_test_fork(mm);
 	get_bytes(child, a, buf, PAGE);
 	assert_memory_equal(buf, want, PAGE);
 	check_tags(child, a + PAGE, 3, 10);
@@ -123,7 +107,7 @@ static void test_fork_private_isolation(void **state)
 	check_tags(child, a + 2 * PAGE, 2, 11);
 	assert_int_equal(stats(child).nr_vmas, stats(mm).nr_vmas);
 	assert_int_equal(stats(child).mapped_bytes, 4 * PAGE);
-	child_done(child);
+	hmmu_test_fork_done(child);
 	check_tags(mm, a + 2 * PAGE, 2, 11);
 }
 
@@ -144,7 +128,7 @@ static void test_fork_cow_copies_written_page(void **state)
 	for (int i = 0; i < 3; i++)
 		pfn[i] = pfn_at(mm, a + i * PAGE);
 	free0 = nr_free();
-	child = fork_mm(mm);
+	child = hmmu_test_fork(mm);
 	assert_int_equal(nr_free(), free0);	/* nothing copied */
 	for (int i = 0; i < 3; i++) {
 		hmmu_pte_t pe = pte_at(mm, a + i * PAGE), ce = pte_at(child, a + i * PAGE);
@@ -178,7 +162,7 @@ static void test_fork_cow_copies_written_page(void **state)
 	assert_true(hmmu_pte_write(pte_at(child, a + PAGE)));
 	assert_int_equal(nr_free(), free0 - 1);
 	assert_int_equal(get_byte(mm, a + PAGE + 8), 0);
-	child_done(child);
+	hmmu_test_fork_done(child);
 	assert_int_equal(hmmu_page_mapcount(hmmu_pfn_to_page(pfn[0])), 1);
 	assert_int_equal(hmmu_page_ref_count(hmmu_pfn_to_page(pfn[0])), 1);
 }
@@ -195,9 +179,9 @@ static void test_fork_reuse_after_child_exit(void **state)
 	tag_pages(mm, a, 2, 0x50);
 	pfn0 = pfn_at(mm, a);
 	pfn1 = pfn_at(mm, a + PAGE);
-	child = fork_mm(mm);
+	child = hmmu_test_fork(mm);
 	assert_false(hmmu_pte_write(pte_at(mm, a)));
-	child_done(child);
+	hmmu_test_fork_done(child);
 	free0 = nr_free();
 	cow0 = stats(mm).cow_faults;
 	put_byte(mm, a + 1, 0x77);
@@ -223,7 +207,7 @@ static void test_fork_zero_page(void **state)
 	put_byte(mm, a, 1);			/* gives the VMA its anon_vma */
 	assert_int_equal(get_byte(mm, a + PAGE), 0);	/* zero page */
 	assert_true(hmmu_is_zero_pfn(pfn_at(mm, a + PAGE)));
-	child = fork_mm(mm);
+	child = hmmu_test_fork(mm);
 	assert_true(hmmu_is_zero_pfn(pfn_at(child, a + PAGE)));
 	assert_true(hmmu_is_zero_pfn(pfn_at(mm, a + PAGE)));
 	assert_false(hmmu_pte_write(pte_at(child, a + PAGE)));
@@ -236,7 +220,7 @@ static void test_fork_zero_page(void **state)
 	assert_int_equal(get_byte(mm, a + PAGE + 3), 0);
 	assert_int_equal(get_byte(child, a + PAGE + 3), 0xee);
 	assert_int_equal(get_byte(child, a + PAGE + 2), 0);
-	child_done(child);
+	hmmu_test_fork_done(child);
 }
 
 /* Bad arguments. */
@@ -278,7 +262,7 @@ static void test_fork_teardown_parent_first(void **state)
 
 	assert_int_equal(hmmu_mm_create(HMMU_MM_DEFAULT, &mm), 0);
 	a = build_parent(mm, &h);
-	child = fork_mm(mm);
+	child = hmmu_test_fork(mm);
 	assert_int_equal(hmmu_pt_validate(mm), 0);
 	hmmu_mmput(mm);
 	assert_int_equal(hmmu_pt_validate(child), 0);
@@ -291,7 +275,7 @@ static void test_fork_teardown_parent_first(void **state)
 	put_byte(child, h + 9, 1);
 	assert_int_equal(get_byte(child, h + 5 * PAGE), 0x5a);
 	assert_int_equal(get_byte(child, h + 9), 1);
-	child_done(child);
+	hmmu_test_fork_done(child);
 	assert_int_equal(nr_free(), free0);
 }
 
@@ -304,9 +288,9 @@ static void test_fork_teardown_child_first(void **state)
 
 	assert_int_equal(hmmu_mm_create(HMMU_MM_DEFAULT, &mm), 0);
 	a = build_parent(mm, &h);
-	child = fork_mm(mm);
+	child = hmmu_test_fork(mm);
 	put_byte(child, a + 1, 0xcc);		/* one private copy in the child */
-	child_done(child);
+	hmmu_test_fork_done(child);
 	assert_int_equal(hmmu_pt_validate(mm), 0);
 	check_tags(mm, a, 4, 0x20);
 	assert_int_equal(get_byte(mm, a + 1), 0);
@@ -353,7 +337,7 @@ static void test_fork_protection_events(void **state)
 	nr_sub_init(&s, 1, &nr_nohook_ops);
 	assert_int_equal(hmmu_notifier_register(&s.n, mm), 0);
 	nr_reset();
-	child = fork_mm(mm);
+	child = hmmu_test_fork(mm);
 	nr_expect(0, NR_START, 1, VMA_A, VMA_A + 4 * PAGE);
 	nr_expect(1, NR_END, 1, VMA_A, VMA_A + 4 * PAGE);
 	nr_expect(2, NR_START, 1, VMA_B, VMA_B + 2 * PAGE);
@@ -377,7 +361,7 @@ static void test_fork_protection_events(void **state)
 	assert_int_equal(hmmu_munmap(child, VMA_A, 4 * PAGE), 0);
 	nr_expect_count(0);
 	assert_int_equal(get_byte(mm, VMA_B + 1), 0);
-	child_done(child);
+	hmmu_test_fork_done(child);
 	hmmu_notifier_unregister(&s.n, mm);
 }
 
@@ -413,7 +397,7 @@ static void test_fork_pinned_page_copied(void **state)
 	assert_int_equal(pin(mm, a, 1, &pinned), 1);
 	assert_ptr_equal(pinned, page_at(mm, a));
 	free0 = nr_free();
-	child = fork_mm(mm);
+	child = hmmu_test_fork(mm);
 	assert_int_equal(nr_free(), free0 - 1);		/* exactly one copy */
 	copy = page_at(child, a);
 	assert_ptr_not_equal(copy, pinned);
@@ -439,7 +423,7 @@ static void test_fork_pinned_page_copied(void **state)
 	put_byte(child, a + 11, 0xcd);
 	assert_int_equal(((unsigned char *)hmmu_page_address(pinned))[11], 0);
 	assert_int_equal(((unsigned char *)hmmu_page_address(copy))[11], 0xcd);
-	child_done(child);
+	hmmu_test_fork_done(child);
 	hmmu_unpin_user_page(pinned);
 	assert_int_equal(hmmu_page_ref_count(pinned), 1);
 }
@@ -502,7 +486,7 @@ static void test_fork_thp_shared(void **state)
 	hmmu_pte_t pe, ce;
 	long free0 = nr_free();
 
-	child = fork_mm(mm);
+	child = hmmu_test_fork(mm);
 	assert_int_equal(nr_free(), free0);
 	assert_ptr_equal(huge_head(child, h, &ce), head);
 	assert_ptr_equal(huge_head(mm, h, &pe), head);
@@ -528,7 +512,7 @@ static void test_fork_thp_shared(void **state)
 	check_window(mm, h, buf);
 	buf[3 * PAGE + 5] = (unsigned char)~buf[3 * PAGE + 5];
 	check_window(child, h, buf);
-	child_done(child);
+	hmmu_test_fork_done(child);
 	assert_int_equal(hmmu_page_ref_count(head), 1);
 	assert_int_equal(hmmu_page_mapcount(head + 4), 1);
 	free(buf);
@@ -547,7 +531,7 @@ static void test_fork_thp_pinned(void **state)
 	assert_int_equal(pin(mm, h + 7 * PAGE, 1, &pinned), 1);
 	assert_ptr_equal(pinned, head + 7);
 	free0 = nr_free();
-	child = fork_mm(mm);
+	child = hmmu_test_fork(mm);
 	assert_int_equal(nr_free(), free0 - (long)HMMU_PT_ENTRIES);
 	assert_int_equal(stats(mm).huge_pmds, 0);	/* split */
 	assert_int_equal(stats(child).huge_pmds, 0);
@@ -559,7 +543,7 @@ static void test_fork_thp_pinned(void **state)
 	put_byte(mm, h + 7 * PAGE, (unsigned char)~buf[7 * PAGE]);
 	assert_int_equal(((unsigned char *)hmmu_page_address(pinned))[0], (unsigned char)~buf[7 * PAGE]);
 	check_window(child, h, buf);
-	child_done(child);
+	hmmu_test_fork_done(child);
 	hmmu_unpin_user_page(pinned);
 	free(buf);
 }
@@ -584,7 +568,7 @@ static void test_fork_hugetlb(void **state)
 	put_byte(mm, (unsigned long)h + 3 * PAGE, 0x33);
 	head = huge_head(mm, (unsigned long)h, NULL);
 	free0 = nr_free();
-	child = fork_mm(mm);
+	child = hmmu_test_fork(mm);
 	assert_int_equal(nr_free(), free0);
 	assert_ptr_equal(huge_head(child, (unsigned long)h, &ce), head);
 	assert_ptr_equal(huge_head(mm, (unsigned long)h, &pe), head);
@@ -597,12 +581,12 @@ static void test_fork_hugetlb(void **state)
 	assert_ptr_not_equal(huge_head(child, (unsigned long)h, NULL), head);
 	assert_int_equal(get_byte(child, (unsigned long)h + 3 * PAGE), 0x33);
 	assert_int_equal(get_byte(mm, (unsigned long)h + 3 * PAGE + 1), 0);
-	child_done(child);
+	hmmu_test_fork_done(child);
 	/* The parent is the sole user again: a pin for write makes it exclusive. */
 	assert_int_equal(pin(mm, (unsigned long)h + 5 * PAGE, 1, &pinned), 1);
 	assert_ptr_equal(pinned, head + 5);
 	free0 = nr_free();
-	child = fork_mm(mm);
+	child = hmmu_test_fork(mm);
 	assert_int_equal(nr_free(), free0 - (long)HMMU_PT_ENTRIES);
 	assert_ptr_not_equal(huge_head(child, (unsigned long)h, &ce), head);
 	assert_true(hmmu_pte_write(ce));
@@ -613,7 +597,7 @@ static void test_fork_hugetlb(void **state)
 	put_byte(mm, (unsigned long)h + 5 * PAGE, 0x55);
 	assert_int_equal(((unsigned char *)hmmu_page_address(pinned))[0], 0x55);
 	assert_int_equal(get_byte(child, (unsigned long)h + 5 * PAGE), 0);
-	child_done(child);
+	hmmu_test_fork_done(child);
 	hmmu_unpin_user_page(pinned);
 }
 
@@ -701,7 +685,7 @@ static void test_fork_migration_entries(void **state)
 	with_pte_locked(mm, a + PAGE, make_migration, &x);
 	hmmu_put_page(pw);		/* the references the present entries held */
 	hmmu_put_page(px);
-	child = fork_mm(mm);
+	child = hmmu_test_fork(mm);
 	for (int side = 0; side < 2; side++) {
 		struct hmmu_mm *m = side ? child : mm;
 
@@ -733,7 +717,7 @@ static void test_fork_migration_entries(void **state)
 	check_tags(child, a, 3, 0x30);
 	put_byte(child, a, 0x11);		/* shared: the child copies */
 	assert_int_equal(get_byte(mm, a), 0x30);
-	child_done(child);
+	hmmu_test_fork_done(child);
 }
 
 /*
@@ -755,7 +739,7 @@ static void test_fork_device_private(void **state)
 	dpage = hmmu_test_dev_to_device(dev, mm, a);
 	assert_int_equal(swp_at(mm, a).type, HMMU_SWP_DEVICE_PRIVATE_WRITE);
 	assert_int_equal(hmmu_page_ref_count(dpage), 1);
-	child = fork_mm(mm);
+	child = hmmu_test_fork(mm);
 	for (int side = 0; side < 2; side++) {
 		se = swp_at(side ? child : mm, a);
 		assert_int_equal(se.type, HMMU_SWP_DEVICE_PRIVATE_READ);
@@ -767,7 +751,7 @@ static void test_fork_device_private(void **state)
 	assert_int_equal(((unsigned char *)hmmu_test_dev_mem(dev, dpage))[0], 0xd0);
 	assert_int_equal(pfn_at(child, a + PAGE), pfn_at(mm, a + PAGE));
 	assert_int_equal(get_byte(child, a + PAGE), 0xd1);
-	child_done(child);
+	hmmu_test_fork_done(child);
 	assert_int_equal(hmmu_page_ref_count(dpage), 1);
 	assert_int_equal(hmmu_page_mapcount(dpage), 1);
 	assert_int_equal(atomic_load(&dev->page_frees), 0);
@@ -792,7 +776,7 @@ static void test_fork_device_exclusive(void **state)
 	with_pte_locked(mm, a + PAGE, make_exclusive, &s);
 	assert_int_equal(hmmu_page_mapcount(page), 0);
 	assert_int_equal(hmmu_page_ref_count(page), 1);
-	child = fork_mm(mm);
+	child = hmmu_test_fork(mm);
 	pe = pte_at(mm, a + PAGE);
 	ce = pte_at(child, a + PAGE);
 	assert_true(hmmu_pte_present(pe) && hmmu_pte_present(ce));
@@ -807,7 +791,7 @@ static void test_fork_device_exclusive(void **state)
 	check_tags(child, a, 2, 0x70);
 	put_byte(mm, a + PAGE, 0x01);
 	assert_int_equal(get_byte(child, a + PAGE), 0x71);
-	child_done(child);
+	hmmu_test_fork_done(child);
 }
 
 /* With the page lock busy the restore cannot be done: fork fails with -ENOMEM, the parent intact. */
@@ -840,12 +824,12 @@ static void test_fork_device_exclusive_busy(void **state)
 	check_tags(mm, a, 1, 0x80);
 	hmmu_unlock_page(page);
 	/* Unlocked, the next fork restores the entry and succeeds. */
-	child = fork_mm(mm);
+	child = hmmu_test_fork(mm);
 	assert_true(hmmu_pte_present(pte_at(mm, a + PAGE)));
 	assert_false(hmmu_pte_write(pte_at(mm, a + PAGE)));	/* it was the read variant */
 	assert_int_equal(hmmu_page_mapcount(page), 2);
 	check_tags(child, a, 2, 0x80);
-	child_done(child);
+	hmmu_test_fork_done(child);
 }
 
 /* ------------------------------------------------------------------ */
@@ -877,7 +861,7 @@ static void test_fork_dontfork(void **state)
 	assert_int_equal(hmmu_madvise(mm, a + 2 * PAGE, 2 * PAGE, MADV_DONTFORK), 0);
 	assert_true(vma_dontcopy(mm, a + 2 * PAGE));
 	assert_false(vma_dontcopy(mm, a));
-	child = fork_mm(mm);
+	child = hmmu_test_fork(mm);
 	assert_int_equal(stats(child).nr_vmas, 1);
 	assert_int_equal(stats(child).mapped_bytes, 2 * PAGE);
 	assert_int_equal(hmmu_access(child, a + 2 * PAGE, &v, 1, HMMU_ACCESS_READ), -EFAULT);
@@ -887,14 +871,14 @@ static void test_fork_dontfork(void **state)
 	assert_true(hmmu_pte_write(pte_at(mm, a + 2 * PAGE)));
 	assert_int_equal(hmmu_page_mapcount(page_at(mm, a + 2 * PAGE)), 1);
 	assert_false(hmmu_pte_write(pte_at(mm, a)));
-	child_done(child);
+	hmmu_test_fork_done(child);
 	/* MADV_DOFORK: copied again, and the VMAs merge back. */
 	assert_int_equal(hmmu_madvise(mm, a + 2 * PAGE, 2 * PAGE, MADV_DOFORK), 0);
 	assert_false(vma_dontcopy(mm, a + 2 * PAGE));
 	assert_int_equal(stats(mm).nr_vmas, 1);
-	child = fork_mm(mm);
+	child = hmmu_test_fork(mm);
 	check_tags(child, a, 4, 0x90);
-	child_done(child);
+	hmmu_test_fork_done(child);
 }
 
 /* Shared anonymous memory stays shared: writes on either side are seen by both. */
@@ -908,7 +892,7 @@ static void test_fork_shared_anon(void **state)
 		skip();		/* shmem not available in this tree yet */
 	assert_true(a > 0);
 	put_byte(mm, (unsigned long)a, 0x41);
-	child = fork_mm(mm);
+	child = hmmu_test_fork(mm);
 	assert_int_equal(get_byte(child, (unsigned long)a), 0x41);
 	put_byte(child, (unsigned long)a + 1, 0x42);
 	assert_int_equal(get_byte(mm, (unsigned long)a + 1), 0x42);
@@ -916,7 +900,7 @@ static void test_fork_shared_anon(void **state)
 	assert_int_equal(get_byte(child, (unsigned long)a + PAGE), 0x43);
 	assert_int_equal(pfn_at(child, (unsigned long)a), pfn_at(mm, (unsigned long)a));
 	assert_int_equal(pfn_at(child, (unsigned long)a + PAGE), pfn_at(mm, (unsigned long)a + PAGE));
-	child_done(child);
+	hmmu_test_fork_done(child);
 	assert_int_equal(get_byte(mm, (unsigned long)a + 1), 0x42);
 }
 
@@ -963,18 +947,18 @@ static void test_fork_file_mappings(void **state)
 	assert_int_equal(get_byte(mm, (unsigned long)s), 0xf0);
 	cached = page_at(mm, (unsigned long)p);
 	assert_ptr_equal(page_at(mm, (unsigned long)s), cached);
-	child = fork_mm(mm);
+	child = hmmu_test_fork(mm);
 	assert_int_equal(hmmu_test_leaf(child, (unsigned long)p, NULL), 0);	/* refaulted, not copied */
 	assert_int_equal(hmmu_test_leaf(child, (unsigned long)s, NULL), 0);
 	assert_int_equal(get_byte(child, (unsigned long)p), 0xf0);
 	assert_ptr_equal(page_at(child, (unsigned long)p), cached);
 	put_byte(child, (unsigned long)s + PAGE + 1, 0x5e);	/* shared: the parent sees it */
 	assert_int_equal(get_byte(mm, (unsigned long)s + PAGE + 1), 0x5e);
-	child_done(child);
+	hmmu_test_fork_done(child);
 	/* A private write gives the mapping anonymous pages: now it is copied. */
 	put_byte(mm, (unsigned long)p + PAGE + 2, 0x6f);
 	map0 = hmmu_page_mapcount(cached);
-	child = fork_mm(mm);
+	child = hmmu_test_fork(mm);
 	assert_ptr_equal(page_at(child, (unsigned long)p), cached);
 	assert_int_equal(hmmu_page_mapcount(cached), map0 + 1);
 	assert_int_equal(pfn_at(child, (unsigned long)p + PAGE), pfn_at(mm, (unsigned long)p + PAGE));
@@ -982,7 +966,7 @@ static void test_fork_file_mappings(void **state)
 	assert_int_equal(hmmu_test_leaf(child, (unsigned long)s, NULL), 0);
 	assert_int_equal(get_byte(child, (unsigned long)p + PAGE + 2), 0x6f);
 	assert_int_equal(get_byte(child, (unsigned long)p + PAGE + 1), 0x5e);	/* copied after the shared write */
-	child_done(child);
+	hmmu_test_fork_done(child);
 	assert_int_equal(hmmu_page_mapcount(cached), map0);
 	close(fd);
 }
@@ -1044,7 +1028,7 @@ static void test_fork_special_mappings(void **state)
 		skip();		/* special mappings not available in this tree */
 	}
 	assert_true(sa > 0 && sb > 0);
-	child = fork_mm(mm);
+	child = hmmu_test_fork(mm);
 	assert_int_equal(da.opens, 1);
 	assert_int_equal(db.opens, 1);
 	/* PFNMAP, shared: the same raw frame, still writable, no reference taken. */
@@ -1066,7 +1050,7 @@ static void test_fork_special_mappings(void **state)
 	assert_int_equal(get_byte(child, (unsigned long)sb), 0x6b);
 	assert_int_equal(get_byte(mm, (unsigned long)sb + 1), 0);
 	assert_int_equal(hmmu_page_mapcount(db.page), 1);
-	child_done(child);
+	hmmu_test_fork_done(child);
 	assert_int_equal(da.closes, 1);
 	assert_int_equal(db.closes, 1);
 	assert_int_equal(hmmu_page_ref_count(db.page), 2);

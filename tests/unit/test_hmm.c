@@ -818,23 +818,6 @@ static void *fault_job_run(void *arg)
 	return NULL;
 }
 
-/* Swap the PTE at @addr for @val under its lock; returns the old entry. */
-static hmmu_pte_t swap_pte(struct hmmu_mm *mm, unsigned long addr, hmmu_pte_t val)
-{
-	struct hmmu_pt *pt;
-	bool huge = false;
-	hmmu_pte_t *ep, old;
-
-	hmmu_mmap_read_lock(mm);
-	ep = hmmu_leaf_lookup_lock(mm, addr, &pt, &huge);
-	assert_true(ep && !huge);
-	old = hmmu_pte_read(ep);
-	hmmu_pte_set(pt, ep, val);
-	hmmu_pt_unlock(pt);
-	hmmu_mmap_read_unlock(mm);
-	return old;
-}
-
 /*
  * A migration entry (built by hand: page locked, no mapcount, no
  * reference): a snapshot reports 0 without waiting; a faulting call waits
@@ -855,7 +838,7 @@ static void test_hmm_migration_entry(void **state)
 	put_byte(mm, a + PAGE, 2);
 	page = hmmu_pfn_to_page(pfn_at(mm, a + PAGE));
 	hmmu_lock_page(page);
-	pte = swap_pte(mm, a + PAGE, hmmu_swp_entry_to_pte(hmmu_make_swp_entry(HMMU_SWP_MIGRATION_WRITE,
+	pte = hmmu_test_swap_pte(mm, a + PAGE, hmmu_swp_entry_to_pte(hmmu_make_swp_entry(HMMU_SWP_MIGRATION_WRITE,
 										 hmmu_page_to_pfn(page))));
 	hmmu_page_remove_rmap(page, false);
 	assert_int_equal(snapshot(m, a, 2, pfns), 0);
@@ -865,7 +848,7 @@ static void test_hmm_migration_entry(void **state)
 	waiting = wait_for_flag(page, HMMU_PG_waiters);
 	early = atomic_load(&job.done);
 	atomic_fetch_add(&page->_mapcount, 1);
-	swap_pte(mm, a + PAGE, pte);
+	hmmu_test_swap_pte(mm, a + PAGE, pte);
 	hmmu_unlock_page(page);
 	pthread_join(t, NULL);
 	assert_true(waiting);

@@ -84,20 +84,6 @@ static void *page_bytes(struct hmmu_page *page)
 	return hmmu_page_address(page);
 }
 
-static struct hmmu_mm *fork_of(struct hmmu_mm *mm)
-{
-	struct hmmu_mm *child;
-
-	assert_int_equal(hmmu_fork(mm, &child), 0);
-	return child;
-}
-
-static void child_done(struct hmmu_mm *child)
-{
-	assert_int_equal(hmmu_pt_validate(child), 0);
-	hmmu_mmput(child);
-}
-
 static long pin(struct hmmu_mm *mm, unsigned long a, unsigned int flags, struct hmmu_page **page)
 {
 	long n;
@@ -677,7 +663,7 @@ static void test_notify_collect_and_fork(void **state)
 	struct mig m;
 
 	fill_random(mm, a, 2, data, &rs);
-	child = fork_of(mm);
+	child = hmmu_test_fork(mm);
 	nr_sub_init(&ps, 1, &nr_full_ops);
 	nr_sub_init(&cs, 2, &nr_full_ops);
 	assert_int_equal(hmmu_notifier_register(&ps.n, mm), 0);
@@ -724,7 +710,7 @@ static void test_notify_collect_and_fork(void **state)
 	assert_int_equal(get_byte(child, a), data[0]);
 	check_bytes(mm, a + PAGE, data + PAGE, PAGE);
 	check_bytes(child, a + PAGE, data + PAGE, PAGE);
-	child_done(child);
+	hmmu_test_fork_done(child);
 }
 
 /* ------------------------------------------------------------------ */
@@ -831,7 +817,7 @@ static void test_pinned_shared_restored(void **state)
 	struct mig m;
 
 	put_byte(mm, a, 0x22);
-	child = fork_of(mm);
+	child = hmmu_test_fork(mm);
 	assert_int_equal(pin(mm, a, 0, &pinned), 1);
 	pbefore = pte_at(mm, a);
 	cbefore = pte_at(child, a);
@@ -844,7 +830,7 @@ static void test_pinned_shared_restored(void **state)
 	mig_end(&m);
 	hmmu_unpin_user_page(pinned);
 	assert_int_equal(get_byte(child, a), 0x22);
-	child_done(child);
+	hmmu_test_fork_done(child);
 }
 
 /* Selected entries the driver gives no destination lose MIGRATE at pages and are restored. */
@@ -1280,7 +1266,7 @@ static void test_evict_two_mms(void **state)
 	migrate(mm, a, 3, SYS, &owner_a, dev);
 	for (int k = 0; k < 3; k++)
 		assert_int_equal(swp_at(mm, a + k * PAGE).pfn, dev->first_pfn + k);
-	child = fork_of(mm);
+	child = hmmu_test_fork(mm);
 	nr_sub_init(&ps, 1, &nr_full_ops);
 	nr_sub_init(&cs, 2, &nr_full_ops);
 	assert_int_equal(hmmu_notifier_register(&ps.n, mm), 0);
@@ -1322,7 +1308,7 @@ static void test_evict_two_mms(void **state)
 	assert_int_equal(swp_at(child, a + PAGE).type, HMMU_SWP_DEVICE_PRIVATE_READ);
 	check_bytes(mm, a, data, 3 * PAGE);
 	check_bytes(child, a, data, 3 * PAGE);
-	child_done(child);
+	hmmu_test_fork_done(child);
 }
 
 /* Migration entries that mremap moves between eviction and finalize are found at their new place. */
@@ -1584,14 +1570,14 @@ static void test_thp_split(void **state)
 	assert_int_equal(hmmu_page_ref_count(page_at(mm, b + 300 * PAGE)), 1);
 	check_bytes(mm, b, data, 4 * PAGE);
 	assert_int_equal(get_byte(mm, b + 300 * PAGE), 0xe3);
-	child = fork_of(mm);
+	child = hmmu_test_fork(mm);
 	assert_int_equal(mig_setup(&m, mm, c, 1, SYS, &owner_a), 0);
 	assert_int_equal(m.src[0], 0);
 	mig_end(&m);
 	hmmu_test_leaf(mm, c, &huge);
 	assert_true(huge);
 	assert_int_equal(get_byte(child, c), 0xe4);
-	child_done(child);
+	hmmu_test_fork_done(child);
 }
 
 /* ------------------------------------------------------------------ */

@@ -51,27 +51,6 @@ static struct hmmu_page *page_at(struct hmmu_mm *mm, unsigned long addr)
 	return hmmu_pfn_to_page(pfn);
 }
 
-/* Replace the PTE mapping @addr by @val under its lock; returns the old entry. */
-static hmmu_pte_t swap_pte(struct hmmu_mm *mm, unsigned long addr, hmmu_pte_t val)
-{
-	struct hmmu_pt *pt;
-	bool huge = false;
-	hmmu_pte_t *ep, old = 0;
-
-	hmmu_mmap_read_lock(mm);
-	ep = hmmu_leaf_lookup_lock(mm, addr, &pt, &huge);
-	if (ep && !huge) {
-		old = hmmu_pte_read(ep);
-		hmmu_pte_set(pt, ep, val);
-	}
-	if (ep)
-		hmmu_pt_unlock(pt);
-	hmmu_mmap_read_unlock(mm);
-	assert_non_null(ep);
-	assert_false(huge);
-	return old;
-}
-
 static long pin(struct hmmu_mm *mm, unsigned long start, unsigned long nr, unsigned int flags,
 		struct hmmu_page **pages)
 {
@@ -1183,7 +1162,7 @@ static hmmu_pte_t install_migration_entry(struct hmmu_mm *mm, unsigned long addr
 	hmmu_pte_t old;
 
 	se.young = se.dirty = true;
-	old = swap_pte(mm, addr, hmmu_swp_entry_to_pte(se));
+	old = hmmu_test_swap_pte(mm, addr, hmmu_swp_entry_to_pte(se));
 	assert_int_equal(hmmu_pte_pfn(old), hmmu_page_to_pfn(page));
 	hmmu_page_remove_rmap(page, false);
 	return old;
@@ -1193,7 +1172,7 @@ static void remove_migration_entry(struct hmmu_mm *mm, unsigned long addr, struc
 				   hmmu_pte_t pte)
 {
 	atomic_fetch_add(&page->_mapcount, 1);
-	swap_pte(mm, addr, pte);
+	hmmu_test_swap_pte(mm, addr, pte);
 }
 
 /* What the waiter looked like while the migration entry was in place. */
