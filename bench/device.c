@@ -25,11 +25,16 @@
 #define MIGRATE_BATCH 512UL
 #define FAULT_AROUND 64UL
 
+/*
+ * Each scenario gets its own device and mirror (set up untimed), and the
+ * snapshot scenario its own interval subscription, so that every
+ * invalidation reaches exactly the subscribers a real user would have.
+ */
 struct bench_dev {
-	struct hmmu_dmirror_device *dev, *dev_around;
-	struct hmmu_dmirror *mirror, *mirror_around;
-	struct hmmu_dmirror *active;		/* the mirror a scenario uses */
-	struct hmmu_interval_notifier sub;	/* snapshot */
+	struct hmmu_dmirror_device *dev;
+	struct hmmu_dmirror *active;		/* the scenario's mirror */
+	struct hmmu_interval_notifier sub;	/* snapshot only */
+	bool has_sub;
 	unsigned long *pfns;			/* snapshot output */
 };
 
@@ -143,7 +148,7 @@ static void run_cpu_readback(struct bench_ctx *c)
 
 static const struct device_scenario {
 	const char *name;
-	bool around;		/* use the fault-around device */
+	bool around;		/* the device has fault-around on */
 	void (*reset)(struct bench_ctx *c);
 	void (*run)(struct bench_ctx *c);
 	void (*check)(struct bench_ctx *c);
@@ -158,29 +163,32 @@ static const struct device_scenario {
 	{ "migrate_back_batched", false, reset_on_device, bench_to_system, bench_check_mapping, "\"batch_pages\": 512" },
 };
 
-static void bench_dev_open(struct bench_ctx *c, struct bench_dev *d)
+static void bench_dev_open(struct bench_ctx *c, struct bench_dev *d, const struct device_scenario *s)
 {
-	struct hmmu_dmirror_device_config cfg = { .type = HMMU_MEMORY_DEVICE_PRIVATE, .chunk_size = 2 * c->bytes };
+	struct hmmu_dmirror_device_config cfg = {
+		.type = HMMU_MEMORY_DEVICE_PRIVATE,
+		.chunk_size = 2 * c->bytes,
+		.fault_around_pages = s->around ? FAULT_AROUND : 1,
+	};
 	int err;
 
 	err = hmmu_dmirror_device_create(&cfg, &d->dev);
-	cfg.fault_around_pages = FAULT_AROUND;
-	err = err ? err : hmmu_dmirror_device_create(&cfg, &d->dev_around);
-	err = err ? err : hmmu_dmirror_open(d->dev, c->mm, &d->mirror);
-	err = err ? err : hmmu_dmirror_open(d->dev_around, c->mm, &d->mirror_around);
-	err = err ? err : hmmu_interval_notifier_insert(&d->sub, c->mm, 0, HMMU_TASK_SIZE, &bench_snapshot_ops);
-	d->pfns = calloc(bench_npages(c), sizeof(*d->pfns));
-	if (err || !d->pfns)
-		bench_fail("device set-up", err ? err : -ENOMEM);
+	err = err ? err : hmmu_dmirror_open(d->dev, c->mm, &d->active);
+	if (!err && s->run == run_snapshot) {
+		err = hmmu_interval_notifier_insert(&d->sub, c->mm, 0, HMMU_TASK_SIZE, &bench_snapshot_ops);
+		d->has_sub = !err;
+	}
+	if (err)
+		bench_fail("device set-up", err);
 }
 
 static void bench_dev_close(struct bench_dev *d)
 {
-	hmmu_interval_notifier_remove(&d->sub);
-	if (hmmu_dmirror_close(d->mirror) || hmmu_dmirror_close(d->mirror_around) ||
-	    hmmu_dmirror_device_destroy(d->dev) || hmmu_dmirror_device_destroy(d->dev_around))
+	if (d->has_sub)
+		hmmu_interval_notifier_remove(&d->sub);
+	d->has_sub = false;
+	if (hmmu_dmirror_close(d->active) || hmmu_dmirror_device_destroy(d->dev))
 		bench_fail("device teardown", -EBUSY);
-	free(d->pfns);
 }
 
 static void bench_device_one(struct bench_ctx *c, const struct device_scenario *s, FILE *json)
@@ -188,12 +196,13 @@ static void bench_device_one(struct bench_ctx *c, const struct device_scenario *
 	struct bench_dev *d = bench_dev(c);
 	double ns, copy_ns;
 
-	d->active = s->around ? d->mirror_around : d->mirror;
+	bench_dev_open(c, d, s);
 	ns = bench_time_median(c, s->reset, s->run, s->check);
 	copy_ns = bench_memcpy_ns(c);
 	bench_report(json, s->name, c->bytes, ns, copy_ns, s->extra);
 	hmmu_munmap(c->mm, (unsigned long)c->addr, c->bytes);
 	c->addr = 0;
+	bench_dev_close(d);
 }
 
 void bench_device(const struct bench_ctx *proto, FILE *json)
@@ -204,10 +213,12 @@ void bench_device(const struct bench_ctx *proto, FILE *json)
 	if (hmmu_mm_create(HMMU_MM_DEFAULT, &c.mm))
 		bench_fail("hmmu_mm_create", -ENOMEM);
 	c.dev = &d;
-	bench_dev_open(&c, &d);
+	d.pfns = calloc(bench_npages(&c), sizeof(*d.pfns));
+	if (!d.pfns)
+		bench_fail("calloc", -ENOMEM);
 	for (size_t i = 0; i < sizeof(device_scenarios) / sizeof(device_scenarios[0]); i++)
 		if (bench_selected(device_scenarios[i].name))
 			bench_device_one(&c, &device_scenarios[i], json);
-	bench_dev_close(&d);
+	free(d.pfns);
 	hmmu_mmput(c.mm);
 }
