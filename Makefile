@@ -5,9 +5,11 @@
 #   make check [SAN=address|thread|undefined]   build and run the tests
 #   make check DEBUG=OFF      the same without internal assertions (release code paths)
 #   make bench                optimised build, benchmarks -> build/bench.json
+#   make install PREFIX=DIR   libraries, headers, hmmu.pc and the hmmu command
 # Each build flavour has its own directory: build, build-address, build-nodebug, ...
 
 SAN ?=
+PREFIX ?= /usr/local
 DEBUG ?= ON
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD := build$(if $(SAN),-$(SAN))$(if $(filter OFF,$(DEBUG)),-nodebug)
@@ -17,7 +19,7 @@ CMAKE_FLAGS := -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHMMU_DEBUG=$(DEBUG) $(if $(SA
 # run its tests with address-space randomisation off.
 RUN := $(if $(filter thread,$(SAN)),setarch $(shell uname -m) -R)
 
-.PHONY: all deps build check demo bench clean
+.PHONY: all deps build check demo bench install clean
 
 all: build
 
@@ -35,6 +37,9 @@ check: build
 
 demo: build
 	./$(BUILD)/tools/hmmu demo
+
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
 
 bench: deps
 	cmake -S . -B $(BENCH_BUILD) -DCMAKE_BUILD_TYPE=Release -DHMMU_DEBUG=OFF
