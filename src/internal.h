@@ -137,6 +137,37 @@ struct hmmu_wait_bucket *hmmu_wait_bucket_of(const void *key);
 void hmmu_wake_bucket(struct hmmu_wait_bucket *b);
 
 /* ---------------------------------------------------------------------- */
+/* src/lib/stat.c: global event counters (include/hmmu/stat.h)             */
+/* ---------------------------------------------------------------------- */
+
+/*
+ * One counter per cache line, bumped with a relaxed atomic add: callable in
+ * any context (under spinning page-table locks too), never sleeps, orders
+ * nothing.  Hot loops count locally and add once.
+ */
+struct hmmu_stat_counter {
+	atomic_ulong v;
+} __attribute__((aligned(64)));
+
+extern struct hmmu_stat_counter hmmu_stat_counters[HMMU_STAT_NR];
+
+static inline void hmmu_count_add(enum hmmu_stat_item id, unsigned long n)
+{
+	atomic_fetch_add_explicit(&hmmu_stat_counters[id].v, n, memory_order_relaxed);
+}
+
+static inline void hmmu_count(enum hmmu_stat_item id)
+{
+	hmmu_count_add(id, 1);
+}
+
+/* The migration counter @id (a TO_DEVICE one) for the other direction if @to_system. */
+static inline enum hmmu_stat_item hmmu_stat_migrate_id(enum hmmu_stat_item id, bool to_system)
+{
+	return to_system ? id + (HMMU_STAT_MIGRATE_TO_SYSTEM_ATTEMPTED - HMMU_STAT_MIGRATE_TO_DEVICE_ATTEMPTED) : id;
+}
+
+/* ---------------------------------------------------------------------- */
 /* src/lib/rcu.c: RCU (liburcu-bp, or a rwlock fallback under TSan)       */
 /* ---------------------------------------------------------------------- */
 

@@ -11,6 +11,7 @@ static const struct {
 	const char *help;
 } hmmu_cmds[] = {
 	{ "demo", hmmu_cmd_demo, "map memory, touch it in a pattern, show what the address space holds" },
+	{ "stat", hmmu_cmd_stat, "run a small workload, print the global event counters" },
 };
 
 static int hmmu_usage(FILE *out)

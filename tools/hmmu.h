@@ -4,5 +4,6 @@
 #define HMMU_TOOL_H
 
 int hmmu_cmd_demo(int argc, char **argv);
+int hmmu_cmd_stat(int argc, char **argv);
 
 #endif

@@ -14,6 +14,7 @@
 #include <hmmu/memremap.h>
 #include <hmmu/hmm.h>
 #include <hmmu/migrate.h>
+#include <hmmu/stat.h>
 
 #ifdef __cplusplus
 extern "C" {

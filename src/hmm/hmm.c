@@ -386,6 +386,27 @@ static uint64_t hmmu_now_ms(void)
 }
 
 /*
+ * The passes of one call: restart at hw->last after each -EBUSY pass,
+ * until the sequence changes or the retry bound passes (-EBUSY then).
+ * Context: as hmmu_range_fault().
+ */
+static int hmmu_range_fault_passes(struct hmmu_hmm_walk *hw)
+{
+	const struct hmmu_range *range = hw->range;
+	uint64_t deadline = hmmu_now_ms() + hmmu_retry_timeout_ms();
+	int ret;
+
+	for (;;) {
+		if (hmmu_interval_check_retry(range->notifier, range->notifier_seq))
+			return -EBUSY;
+		ret = hmmu_walk_page_range(range->notifier->mm, hw->last, range->end, &hmmu_hmm_walk_ops, hw);
+		if (ret != -EBUSY || hmmu_now_ms() >= deadline)
+			return ret;
+		hmmu_count(HMMU_STAT_RANGE_FAULT_RESTART);
+	}
+}
+
+/*
  * Context: the caller holds the mmap_lock of range->notifier->mm for read
  * (asserted) and a user reference on it; may sleep (faults, migration
  * waits, migrate_to_ram).  Errors: see include/hmmu/hmm.h.
@@ -393,19 +414,16 @@ static uint64_t hmmu_now_ms(void)
 int hmmu_range_fault(struct hmmu_range *range)
 {
 	struct hmmu_hmm_walk hw = { .range = range };
-	uint64_t deadline;
 	int ret = hmmu_range_check(range);
 
 	if (ret)
 		return ret;
 	hmmu_mmap_assert_locked(range->notifier->mm);
+	hmmu_count(HMMU_STAT_RANGE_FAULT);
 	hw.last = range->start;
 	hw.may_fault = (range->default_flags | range->pfn_flags_mask) & HMMU_PFN_REQ_FAULT;
-	deadline = hmmu_now_ms() + hmmu_retry_timeout_ms();
-	do {
-		if (hmmu_interval_check_retry(range->notifier, range->notifier_seq))
-			return -EBUSY;
-		ret = hmmu_walk_page_range(range->notifier->mm, hw.last, range->end, &hmmu_hmm_walk_ops, &hw);
-	} while (ret == -EBUSY && hmmu_now_ms() < deadline);
+	ret = hmmu_range_fault_passes(&hw);
+	if (ret == -EBUSY)
+		hmmu_count(HMMU_STAT_RANGE_FAULT_RETRY);
 	return ret;
 }

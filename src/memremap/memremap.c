@@ -98,6 +98,7 @@ void hmmu_zone_device_page_init(struct hmmu_page *page)
 	 * a speculative reference sees the frame initialised and locked.
 	 */
 	atomic_store_explicit(&page->_refcount, 1, memory_order_release);
+	hmmu_count(HMMU_STAT_DEVICE_PAGE_ALLOC);
 }
 
 /*
@@ -116,6 +117,7 @@ void hmmu_free_zone_device_page(struct hmmu_page *page)
 	hmmu_page_clear_flag(page, HMMU_PG_anon_exclusive);
 	page->mapping = NULL;
 	pgmap->ops->page_free(page);
+	hmmu_count(HMMU_STAT_DEVICE_PAGE_FREE);
 	hmmu_pgmap_put(pgmap);
 }
 

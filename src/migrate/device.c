@@ -56,7 +56,7 @@ int hmmu_migrate_device_range(unsigned long *src_pfns, unsigned long start_pfn, 
 		return -EINVAL;
 	for (unsigned long i = 0; i < npages; i++)
 		src_pfns[i] = hmmu_migrate_device_take(start_pfn + i);
-	hmmu_migrate_unmap(&ctl);
+	hmmu_count_add(HMMU_STAT_EVICT, hmmu_migrate_unmap(&ctl));
 	return 0;
 }
 

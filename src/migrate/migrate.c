@@ -138,25 +138,40 @@ static bool hmmu_migrate_commit_one(struct hmmu_migrate_ctl *ctl, unsigned long 
 	return hmmu_migrate_insert_page(ctl->vma, addr, newpage, hmmu_migrate_pfn_pfn(ctl->dst[i]));
 }
 
+/* Add the commit's outcome per direction (index 1: from a device page) to the counters. */
+static void hmmu_migrate_commit_count(const unsigned long ok[2], const unsigned long failed[2])
+{
+	for (int dev = 0; dev < 2; dev++) {
+		hmmu_count_add(hmmu_stat_migrate_id(HMMU_STAT_MIGRATE_TO_DEVICE_SUCCEEDED, dev), ok[dev]);
+		hmmu_count_add(hmmu_stat_migrate_id(HMMU_STAT_MIGRATE_TO_DEVICE_FAILED, dev), failed[dev]);
+	}
+}
+
 /* Context: see internal.h. */
 void hmmu_migrate_commit(struct hmmu_migrate_ctl *ctl)
 {
+	unsigned long ok[2] = { 0, 0 }, failed[2] = { 0, 0 };
 	struct hmmu_notifier_range range;
 	bool notified = false;
 
 	for (unsigned long i = 0; i < ctl->npages; i++) {
 		struct hmmu_page *newpage = hmmu_migrate_pfn_to_page(ctl->dst[i]);
-		bool slot = !(ctl->src[i] & HMMU_MIGRATE_PFN_VALID);
+		struct hmmu_page *page = hmmu_migrate_pfn_to_page(ctl->src[i]);
+		bool slot = !(ctl->src[i] & HMMU_MIGRATE_PFN_VALID), dev = page && hmmu_is_zone_device_page(page);
 
 		if (!(ctl->src[i] & HMMU_MIGRATE_PFN_MIGRATE))
 			continue;
-		if (newpage && hmmu_migrate_commit_one(ctl, i, newpage, &range, &notified))
+		if (newpage && hmmu_migrate_commit_one(ctl, i, newpage, &range, &notified)) {
 			ctl->src[i] = slot ? HMMU_MIGRATE_PFN_MIGRATE : ctl->src[i];
-		else
+			ok[dev]++;
+		} else {
 			ctl->src[i] &= ~HMMU_MIGRATE_PFN_MIGRATE;
+			failed[dev]++;
+		}
 	}
 	if (notified)
 		hmmu_notifier_invalidate_range_only_end(&range);
+	hmmu_migrate_commit_count(ok, failed);
 }
 
 /* The step's view of @m; false if @m is unusable. */

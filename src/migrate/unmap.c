@@ -141,6 +141,29 @@ static void hmmu_migrate_try_to_migrate(struct hmmu_migrate_ctl *ctl, struct hmm
 }
 
 /*
+ * Count the selected entries of ctl->src (attempted) and those unmap gave
+ * up (failed), per direction: index 1 for a device source page.  Called
+ * before the given-up entries are restored (and become 0).
+ */
+static void hmmu_migrate_unmap_count(const struct hmmu_migrate_ctl *ctl)
+{
+	unsigned long tried[2] = { 0, 0 }, failed[2] = { 0, 0 };
+
+	for (unsigned long i = 0; i < ctl->npages; i++) {
+		unsigned long s = ctl->src[i];
+		struct hmmu_page *page = hmmu_migrate_pfn_to_page(s);
+		bool dev = page && hmmu_is_zone_device_page(page);
+
+		tried[dev] += page || (s & HMMU_MIGRATE_PFN_MIGRATE);
+		failed[dev] += page && !(s & HMMU_MIGRATE_PFN_MIGRATE);
+	}
+	for (int dev = 0; dev < 2; dev++) {
+		hmmu_count_add(hmmu_stat_migrate_id(HMMU_STAT_MIGRATE_TO_DEVICE_ATTEMPTED, dev), tried[dev]);
+		hmmu_count_add(hmmu_stat_migrate_id(HMMU_STAT_MIGRATE_TO_DEVICE_FAILED, dev), failed[dev]);
+	}
+}
+
+/*
  * Context: see internal.h.  Entries given up lose MIGRATE here, then are
  * restored (and become 0) by hmmu_migrate_remove().
  */
@@ -165,6 +188,7 @@ unsigned long hmmu_migrate_unmap(struct hmmu_migrate_ctl *ctl)
 		}
 		cpages++;
 	}
+	hmmu_migrate_unmap_count(ctl);
 	if (restore)
 		hmmu_migrate_remove(ctl, true);
 	return cpages;

@@ -111,6 +111,7 @@ static bool hmmu_hugetlb_replace(struct hmmu_hugetlb_fault *f, hmmu_pte_t orig, 
 	hmmu_put_page(old);	/* the old entry's reference; the caller's keeps it alive */
 	hmmu_pt_unlock(f->pmd_pt);
 	atomic_fetch_add_explicit(&mm->nr_cow_faults, 1, memory_order_relaxed);
+	hmmu_count(HMMU_STAT_FAULT_COW);
 	return true;
 }
 

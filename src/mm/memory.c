@@ -93,6 +93,7 @@ static hmmu_vm_fault_t hmmu_do_anonymous_page(struct hmmu_fault *f)
 	struct hmmu_mm *mm = f->vma->vm_mm;
 	struct hmmu_page *page;
 
+	hmmu_count(HMMU_STAT_FAULT_ANON);
 	if (hmmu_fault_write(f)) {
 		page = hmmu_fault_new_page(f, NULL);
 		return page ? hmmu_fault_map_page(f, page, true, true) : HMMU_VM_FAULT_OOM;
@@ -101,6 +102,7 @@ static hmmu_vm_fault_t hmmu_do_anonymous_page(struct hmmu_fault *f)
 	if (hmmu_pte_none(hmmu_pte_read(f->ptep))) {
 		hmmu_pte_set(f->pt, f->ptep, hmmu_pfn_pte(hmmu_page_to_pfn(hmmu_zero_page()), HMMU_PTE_YOUNG));
 		atomic_fetch_add_explicit(&mm->nr_zero_faults, 1, memory_order_relaxed);
+		hmmu_count(HMMU_STAT_FAULT_ZERO_PAGE);
 	}
 	hmmu_pt_unlock(f->pt);
 	return 0;
@@ -139,6 +141,7 @@ static hmmu_vm_fault_t hmmu_wp_page_copy(struct hmmu_fault *f, hmmu_pte_t orig, 
 		}
 		hmmu_pt_unlock(f->pt);
 		atomic_fetch_add_explicit(&mm->nr_cow_faults, 1, memory_order_relaxed);
+		hmmu_count(HMMU_STAT_FAULT_COW);
 	}
 	hmmu_notifier_invalidate_range_only_end(&range);
 	if (old)
@@ -211,6 +214,7 @@ void hmmu_migration_entry_wait(struct hmmu_pt *pt, hmmu_pte_t *ptep)
 	struct hmmu_swp_entry se = hmmu_pte_to_swp_entry(hmmu_pte_read(ptep));
 
 	HMMU_BUG_ON(!hmmu_is_migration_entry(se));
+	hmmu_count(HMMU_STAT_FAULT_MIGRATION_WAIT);
 	/*
 	 * The migration holds the page lock until its entries are gone.  Queue
 	 * on the page's wait bucket before the PTE lock is dropped (while the
@@ -247,6 +251,7 @@ static hmmu_vm_fault_t hmmu_do_swap_entry(struct hmmu_fault *f, hmmu_pte_t orig)
 		};
 
 		/* The owning driver's migrate_to_ram (src/memremap/fault.c). */
+		hmmu_count(HMMU_STAT_FAULT_DEVICE_PRIVATE);
 		return hmmu_device_private_fault(&vmf, f->pt, f->ptep, orig);
 	}
 	if (hmmu_is_device_exclusive_entry(se))
@@ -294,6 +299,7 @@ static hmmu_vm_fault_t hmmu_do_file_fault(struct hmmu_fault *f)
 		if (!copy)
 			return HMMU_VM_FAULT_OOM;
 		atomic_fetch_add_explicit(&vma->vm_mm->nr_cow_faults, 1, memory_order_relaxed);
+		hmmu_count(HMMU_STAT_FAULT_COW);
 		return hmmu_fault_map_page(f, copy, true, true);
 	}
 	write = shared && (hmmu_fault_write(f) ||
@@ -490,8 +496,10 @@ static hmmu_vm_fault_t hmmu_fault_pmd(struct hmmu_fault *f)
 
 	if (hmmu_pte_none(pmd) && hmmu_fault_write(f) && hmmu_vma_thp_eligible(f->vma, f->address)) {
 		ret = hmmu_do_huge_anonymous_page(f);
-		if (ret != HMMU_FAULT_FALLBACK)
+		if (ret != HMMU_FAULT_FALLBACK) {
+			hmmu_count(HMMU_STAT_FAULT_ANON);
 			return ret;
+		}
 	}
 	if (hmmu_pte_none(pmd) && hmmu_pte_table_populate(f->vma->vm_mm, f->pmd_pt, f->pmdp))
 		return HMMU_VM_FAULT_OOM;
@@ -524,6 +532,7 @@ hmmu_vm_fault_t hmmu_handle_mm_fault(struct hmmu_vma *vma, unsigned long addr, u
 	if (atomic_load(&vma->vm_mm->flags) & HMMU_MMF_UNSTABLE)
 		return HMMU_VM_FAULT_SIGBUS;
 	atomic_fetch_add_explicit(&vma->vm_mm->nr_faults, 1, memory_order_relaxed);
+	hmmu_count(HMMU_STAT_FAULT);
 	if (hmmu_vma_is_hugetlb(vma))
 		return hmmu_hugetlb_fault(vma, addr, flags);
 	f.pmdp = hmmu_pmd_lookup(vma->vm_mm, f.address, true, &f.pmd_pt);

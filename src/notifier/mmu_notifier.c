@@ -301,6 +301,8 @@ static int hmmu_invalidate_start(struct hmmu_notifier_range *range)
 	int ret;
 
 	range->itree_counted = false;
+	if ((unsigned int)range->event <= HMMU_NOTIFY_EXCLUSIVE)
+		hmmu_count(HMMU_STAT_INVALIDATE_UNMAP + range->event);
 	if (!subs)
 		return 0;
 	itree = __atomic_load_n(&subs->has_itree, __ATOMIC_ACQUIRE);
