@@ -409,30 +409,33 @@ static void child_wait(struct child *c)
 /* The scenarios                                                       */
 /* ------------------------------------------------------------------ */
 
-/* A buffer of @npages private anonymous RW pages, int i stored at index i by the CPU. */
-static struct buffer *anon_ints(struct fixture *self, unsigned long npages)
+/*
+ * A buffer of @npages private RW pages (of a new temporary file if @file,
+ * else anonymous), int i stored at index i by the CPU.
+ */
+static struct buffer *ints_buffer(struct fixture *self, unsigned long npages, bool file)
 {
 	size_t size = npages * PAGE;
 	struct buffer *b = buffer_alloc(size);
 
-	b->ptr = map(self->mm, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, -1);
+	if (file)
+		b->fd = create_file(size);
+	b->ptr = map(self->mm, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, file ? b->fd : -1);
 	assert_int_equal(cpu_store_ints(self->mm, b->ptr, 0, size, 1, 0), 0);
 	return b;
 }
 
 /*
- * The common start of the migration scenarios: map @b (private, from @fd
- * or anonymous), store int i at index i with the CPU, MIGRATE_TO_DEV
- * everything (cpages npages) and check the device's read-back.
+ * The common start of the migration scenarios: ints_buffer(), then
+ * MIGRATE_TO_DEV everything (cpages npages) and check the device's read-back.
  */
-static void migrate_fresh(struct fixture *self, struct buffer *b, unsigned long npages, int fd)
+static struct buffer *migrated_ints(struct fixture *self, unsigned long npages, bool file)
 {
-	size_t size = npages * PAGE;
+	struct buffer *b = ints_buffer(self, npages, file);
 
-	b->ptr = map(self->mm, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd);
-	assert_int_equal(cpu_store_ints(self->mm, b->ptr, 0, size, 1, 0), 0);
 	expect_ok(dmirror_cmd(self->mirror[0], HMMU_DMIRROR_MIGRATE_TO_DEV, b, npages), b, npages, ANY);
-	assert_ints(b->mirror, 0, size, 1, 0);
+	assert_ints(b->mirror, 0, npages * PAGE, 1, 0);
+	return b;
 }
 
 /* 1: the fixture opens the device and closes it with 0. */
@@ -468,7 +471,7 @@ static void anon_read_prot(void **state)
 	struct fixture *self = *state;
 	unsigned long npages = HMM_BUFFER_SIZE / PAGE;
 	size_t size = npages * PAGE;
-	struct buffer *b = anon_ints(self, npages);
+	struct buffer *b = ints_buffer(self, npages, false);
 
 	ints_fill(b->mirror, 0, size, -1, 0);
 	assert_int_equal(hmmu_mprotect(self->mm, b->ptr, size, PROT_NONE), 0);
@@ -651,25 +654,16 @@ static void file_write(void **state)
 static void migrate(void **state)
 {
 	struct fixture *self = *state;
-	unsigned long npages = HMM_BUFFER_SIZE / PAGE;
-	size_t size = npages * PAGE;
-	struct buffer *b = buffer_alloc(size);
 
-	migrate_fresh(self, b, npages, -1);
-	buffer_free(self->mm, b);
+	buffer_free(self->mm, migrated_ints(self, HMM_BUFFER_SIZE / PAGE, false));
 }
 
 /* 13: anonymous COW pages of a private file mapping migrate to the device. */
 static void migrate_file_private(void **state)
 {
 	struct fixture *self = *state;
-	unsigned long npages = HMM_BUFFER_SIZE / PAGE;
-	size_t size = npages * PAGE;
-	struct buffer *b = buffer_alloc(size);
 
-	b->fd = create_file(size);
-	migrate_fresh(self, b, npages, b->fd);
-	buffer_free(self->mm, b);
+	buffer_free(self->mm, migrated_ints(self, HMM_BUFFER_SIZE / PAGE, true));
 }
 
 /* 14: migrate, fault half back with the CPU, migrate the mixture again. */
@@ -678,9 +672,7 @@ static void migrate_fault(void **state)
 	struct fixture *self = *state;
 	unsigned long npages = HMM_BUFFER_SIZE / PAGE;
 	size_t size = npages * PAGE;
-	struct buffer *b = buffer_alloc(size);
-
-	migrate_fresh(self, b, npages, -1);
+	struct buffer *b = migrated_ints(self, npages, false);
 
 	assert_int_equal(cpu_check_ints(self->mm, b->ptr, 0, size / 2, 1, 0), 0);
 
@@ -696,9 +688,7 @@ static void migrate_release(void **state)
 	struct fixture *self = *state;
 	unsigned long npages = HMM_BUFFER_SIZE / PAGE;
 	size_t size = npages * PAGE;
-	struct buffer *b = buffer_alloc(size);
-
-	migrate_fresh(self, b, npages, -1);
+	struct buffer *b = migrated_ints(self, npages, false);
 
 	assert_int_equal(dmirror_cmd(self->mirror[0], HMMU_DMIRROR_RELEASE, b, npages), 0);
 	assert_int_equal(cpu_check_ints(self->mm, b->ptr, 0, size / 2, 1, 0), 0);
@@ -766,9 +756,7 @@ static void migrate_multiple(void **state)
 	size_t size = npages * PAGE;
 
 	for (int c = 0; c < NTIMES; c++) {
-		struct buffer *b = buffer_alloc(size);
-
-		migrate_fresh(self, b, npages, -1);
+		struct buffer *b = migrated_ints(self, npages, false);
 		if (conf_coherent())
 			expect_ok(dmirror_cmd(self->mirror[0], HMMU_DMIRROR_MIGRATE_TO_SYS, b, npages), b, npages,
 				  ANY);
@@ -942,7 +930,7 @@ static void double_map(void **state)
 	struct fixture *self = *state;
 	unsigned long npages = 6;
 	size_t size = npages * PAGE;
-	struct buffer *b = anon_ints(self, npages);
+	struct buffer *b = ints_buffer(self, npages, false);
 
 	assert_int_equal(hmmu_mprotect(self->mm, b->ptr, size, PROT_READ), 0);
 
@@ -965,7 +953,7 @@ static void exclusive(void **state)
 	struct fixture *self = *state;
 	unsigned long npages = HMM_BUFFER_SIZE / PAGE;
 	size_t size = npages * PAGE;
-	struct buffer *b = anon_ints(self, npages);
+	struct buffer *b = ints_buffer(self, npages, false);
 
 	expect_ok(dmirror_cmd(self->mirror[0], HMMU_DMIRROR_EXCLUSIVE, b, npages), b, npages, ANY);
 	assert_ints(b->mirror, 0, size, 1, 0);
@@ -982,7 +970,7 @@ static void exclusive_mprotect(void **state)
 	struct fixture *self = *state;
 	unsigned long npages = HMM_BUFFER_SIZE / PAGE;
 	size_t size = npages * PAGE;
-	struct buffer *b = anon_ints(self, npages);
+	struct buffer *b = ints_buffer(self, npages, false);
 
 	expect_ok(dmirror_cmd(self->mirror[0], HMMU_DMIRROR_EXCLUSIVE, b, npages), b, npages, ANY);
 	assert_ints(b->mirror, 0, size, 1, 0);
@@ -1082,7 +1070,7 @@ static void hmm_cow_in_device(void **state)
 	struct fixture *self = *state;
 	unsigned long npages = 4;
 	size_t size = npages * PAGE;
-	struct buffer *b = anon_ints(self, npages);
+	struct buffer *b = ints_buffer(self, npages, false);
 
 	expect_ok(dmirror_cmd(self->mirror[0], HMMU_DMIRROR_MIGRATE_TO_DEV, b, npages), b, npages, ANY);
 

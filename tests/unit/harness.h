@@ -16,6 +16,7 @@
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <time.h>
 #include <cmocka.h>
 
@@ -102,6 +103,17 @@ static inline void get_bytes(struct hmmu_mm *mm, unsigned long addr, void *buf, 
 	assert_int_equal(hmmu_access(mm, addr, buf, len, HMMU_ACCESS_READ), 0);
 }
 
+/* The memory at @addr equals @want. */
+static inline void check_bytes(struct hmmu_mm *mm, unsigned long addr, const unsigned char *want, size_t len)
+{
+	unsigned char *buf = malloc(len);
+
+	assert_non_null(buf);
+	get_bytes(mm, addr, buf, len);
+	assert_memory_equal(buf, want, len);
+	free(buf);
+}
+
 static inline void put_byte(struct hmmu_mm *mm, unsigned long addr, unsigned char v)
 {
 	put_bytes(mm, addr, &v, 1);
@@ -165,6 +177,17 @@ static inline long gup(struct hmmu_mm *mm, unsigned long start, unsigned long nr
 
 	hmmu_mmap_read_lock(mm);
 	ret = hmmu_get_user_pages_remote(mm, start, nr, flags, pages);
+	hmmu_mmap_read_unlock(mm);
+	return ret;
+}
+
+static inline long pin(struct hmmu_mm *mm, unsigned long start, unsigned long nr, unsigned int flags,
+		       struct hmmu_page **pages)
+{
+	long ret;
+
+	hmmu_mmap_read_lock(mm);
+	ret = hmmu_pin_user_pages_remote(mm, start, nr, flags, pages);
 	hmmu_mmap_read_unlock(mm);
 	return ret;
 }

@@ -369,16 +369,6 @@ static void test_fork_protection_events(void **state)
 /* Pinned pages                                                        */
 /* ------------------------------------------------------------------ */
 
-static long pin(struct hmmu_mm *mm, unsigned long start, unsigned long nr, struct hmmu_page **pages)
-{
-	long ret;
-
-	hmmu_mmap_read_lock(mm);
-	ret = hmmu_pin_user_pages_remote(mm, start, nr, HMMU_FOLL_WRITE | HMMU_FOLL_LONGTERM, pages);
-	hmmu_mmap_read_unlock(mm);
-	return ret;
-}
-
 /*
  * A pinned exclusive page is copied for the child at fork; the parent keeps
  * it writable and exclusive, so its next write needs no fault and lands in
@@ -394,7 +384,7 @@ static void test_fork_pinned_page_copied(void **state)
 	long free0;
 
 	tag_pages(mm, a, 2, 0x61);
-	assert_int_equal(pin(mm, a, 1, &pinned), 1);
+	assert_int_equal(pin(mm, a, 1, HMMU_FOLL_WRITE | HMMU_FOLL_LONGTERM, &pinned), 1);
 	assert_ptr_equal(pinned, page_at(mm, a));
 	free0 = nr_free();
 	child = hmmu_test_fork(mm);
@@ -528,7 +518,7 @@ static void test_fork_thp_pinned(void **state)
 	struct hmmu_mm *child;
 	long free0;
 
-	assert_int_equal(pin(mm, h + 7 * PAGE, 1, &pinned), 1);
+	assert_int_equal(pin(mm, h + 7 * PAGE, 1, HMMU_FOLL_WRITE | HMMU_FOLL_LONGTERM, &pinned), 1);
 	assert_ptr_equal(pinned, head + 7);
 	free0 = nr_free();
 	child = hmmu_test_fork(mm);
@@ -583,7 +573,7 @@ static void test_fork_hugetlb(void **state)
 	assert_int_equal(get_byte(mm, (unsigned long)h + 3 * PAGE + 1), 0);
 	hmmu_test_fork_done(child);
 	/* The parent is the sole user again: a pin for write makes it exclusive. */
-	assert_int_equal(pin(mm, (unsigned long)h + 5 * PAGE, 1, &pinned), 1);
+	assert_int_equal(pin(mm, (unsigned long)h + 5 * PAGE, 1, HMMU_FOLL_WRITE | HMMU_FOLL_LONGTERM, &pinned), 1);
 	assert_ptr_equal(pinned, head + 5);
 	free0 = nr_free();
 	child = hmmu_test_fork(mm);

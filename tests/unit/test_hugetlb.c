@@ -48,17 +48,6 @@ static unsigned char *fill_random(struct hmmu_mm *mm, unsigned long addr, size_t
 	return buf;
 }
 
-/* The memory at @addr equals @want. */
-static void check_bytes(struct hmmu_mm *mm, unsigned long addr, const unsigned char *want, size_t len)
-{
-	unsigned char *buf = malloc(len);
-
-	assert_non_null(buf);
-	get_bytes(mm, addr, buf, len);
-	assert_memory_equal(buf, want, len);
-	free(buf);
-}
-
 static bool all_zero(const unsigned char *p, size_t len)
 {
 	for (size_t i = 0; i < len; i++)

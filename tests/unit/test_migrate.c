@@ -34,16 +34,6 @@ static void fill_random(struct hmmu_mm *mm, unsigned long a, unsigned long n, un
 	put_bytes(mm, a, data, n * PAGE);
 }
 
-static void check_bytes(struct hmmu_mm *mm, unsigned long a, const unsigned char *data, size_t len)
-{
-	unsigned char *buf = malloc(len);
-
-	assert_non_null(buf);
-	get_bytes(mm, a, buf, len);
-	assert_memory_equal(buf, data, len);
-	free(buf);
-}
-
 static hmmu_pte_t pte_at(struct hmmu_mm *mm, unsigned long a)
 {
 	return hmmu_test_leaf(mm, a, NULL);
@@ -82,16 +72,6 @@ static void *page_bytes(struct hmmu_page *page)
 	if (hmmu_is_device_private_page(page))
 		return hmmu_test_dev_mem(dev_of(page), page);
 	return hmmu_page_address(page);
-}
-
-static long pin(struct hmmu_mm *mm, unsigned long a, unsigned int flags, struct hmmu_page **page)
-{
-	long n;
-
-	hmmu_mmap_read_lock(mm);
-	n = hmmu_pin_user_pages_remote(mm, a, 1, flags, page);
-	hmmu_mmap_read_unlock(mm);
-	return n;
 }
 
 /*
@@ -763,7 +743,7 @@ static void test_pinned_exclusive_skipped(void **state)
 	struct mig m;
 
 	put_byte(mm, a, 0x11);
-	assert_int_equal(pin(mm, a, HMMU_FOLL_WRITE, &pinned), 1);
+	assert_int_equal(pin(mm, a, 1, HMMU_FOLL_WRITE, &pinned), 1);
 	before = pte_at(mm, a);
 	assert_int_equal(mig_setup(&m, mm, a, 1, SYS, &owner_a), 0);
 	assert_int_equal(m.src[0], 0);
@@ -791,7 +771,7 @@ static void test_pinned_coherent_skipped(void **state)
 
 	put_byte(mm, a, 0x12);
 	c = hmmu_test_dev_to_device(dev, mm, a);
-	assert_int_equal(pin(mm, a, HMMU_FOLL_WRITE, &pinned), 1);
+	assert_int_equal(pin(mm, a, 1, HMMU_FOLL_WRITE, &pinned), 1);
 	assert_ptr_equal(pinned, c);
 	assert_int_equal(mig_setup(&m, mm, a, 1, DC, &owner_a), 0);
 	assert_int_equal(m.src[0], 0);
@@ -818,7 +798,7 @@ static void test_pinned_shared_restored(void **state)
 
 	put_byte(mm, a, 0x22);
 	child = hmmu_test_fork(mm);
-	assert_int_equal(pin(mm, a, 0, &pinned), 1);
+	assert_int_equal(pin(mm, a, 1, 0, &pinned), 1);
 	pbefore = pte_at(mm, a);
 	cbefore = pte_at(child, a);
 	assert_int_equal(mig_setup(&m, mm, a, 1, SYS, &owner_a), 0);
@@ -1513,10 +1493,10 @@ static void test_longterm_pin_coherent(void **state)
 	fill_random(mm, a, 3, data, &rs);
 	migrate(mm, a, 3, SYS, &owner_a, dev);
 	c = page_at(mm, a);
-	assert_int_equal(pin(mm, a, HMMU_FOLL_WRITE, &p), 1);
+	assert_int_equal(pin(mm, a, 1, HMMU_FOLL_WRITE, &p), 1);
 	assert_ptr_equal(p, c);					/* short-term: in place */
 	hmmu_unpin_user_page(p);
-	assert_int_equal(pin(mm, a, HMMU_FOLL_WRITE | HMMU_FOLL_LONGTERM, &p), 1);
+	assert_int_equal(pin(mm, a, 1, HMMU_FOLL_WRITE | HMMU_FOLL_LONGTERM, &p), 1);
 	assert_false(hmmu_is_zone_device_page(p));
 	assert_ptr_equal(page_at(mm, a), p);
 	assert_memory_equal(hmmu_page_address(p), data, PAGE);
@@ -1526,7 +1506,7 @@ static void test_longterm_pin_coherent(void **state)
 	/* A busy coherent page cannot move now: -EBUSY, nothing pinned. */
 	c = page_at(mm, a + PAGE);
 	hmmu_lock_page(c);
-	assert_int_equal(pin(mm, a + PAGE, HMMU_FOLL_LONGTERM, &p), -EBUSY);
+	assert_int_equal(pin(mm, a + PAGE, 1, HMMU_FOLL_LONGTERM, &p), -EBUSY);
 	hmmu_unlock_page(c);
 	assert_ptr_equal(page_at(mm, a + PAGE), c);
 	assert_int_equal(hmmu_page_ref_count(c), 1);

@@ -51,17 +51,6 @@ static struct hmmu_page *page_at(struct hmmu_mm *mm, unsigned long addr)
 	return hmmu_pfn_to_page(pfn);
 }
 
-static long pin(struct hmmu_mm *mm, unsigned long start, unsigned long nr, unsigned int flags,
-		struct hmmu_page **pages)
-{
-	long ret;
-
-	hmmu_mmap_read_lock(mm);
-	ret = hmmu_pin_user_pages_remote(mm, start, nr, flags, pages);
-	hmmu_mmap_read_unlock(mm);
-	return ret;
-}
-
 /* ------------------------------------------------------------------ */
 /* Entry encoding                                                      */
 /* ------------------------------------------------------------------ */
