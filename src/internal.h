@@ -698,12 +698,10 @@ void hmmu_page_remove_rmap(struct hmmu_page *page, bool compound);
  * gets each VMA that may map the page and the address it would be at,
  * with the anon_vma lock held (and an RCU read section), and returns false
  * to stop; it must not take any mmap_lock.  done() (optional) is asked
- * after each VMA.  locked_mm: the mm whose mmap_lock the caller holds, or
- * NULL (for the callbacks' information only).
+ * after each VMA.
  */
 struct hmmu_rmap_walk_control {
 	void *arg;
-	struct hmmu_mm *locked_mm;
 	bool (*rmap_one)(struct hmmu_page *page, struct hmmu_vma *vma, unsigned long addr, void *arg);
 	bool (*done)(struct hmmu_page *page);
 };
@@ -893,7 +891,6 @@ struct hmmu_migrate_ctl {
 	unsigned long start;		/* vma: the address of src[0] */
 	void *owner;			/* pgmap_owner: selection and MIGRATE events */
 	struct hmmu_page *fault_page;	/* locked by the fault path: never locked/unlocked here */
-	struct hmmu_mm *locked_mm;	/* whose mmap_lock the caller holds, or NULL */
 };
 
 static inline unsigned long hmmu_migrate_pfn_pfn(unsigned long mpfn)
@@ -925,8 +922,8 @@ static inline hmmu_pte_t hmmu_make_migration_pte(hmmu_pte_t e, unsigned long pfn
  * other mapping of each page through the reverse map, check for extra
  * references, restore the pages that cannot move (src 0).  Returns the
  * number of entries still selected (empty slots included).  Context: the
- * pages of VALID|MIGRATE entries locked and referenced; ctl->locked_mm's
- * mmap_lock held (read), no other lock.
+ * pages of VALID|MIGRATE entries locked and referenced; the mmap_lock of
+ * ctl->vma's mm held (read), or none without a VMA; no other lock.
  */
 unsigned long hmmu_migrate_unmap(struct hmmu_migrate_ctl *ctl);
 /*
@@ -939,6 +936,8 @@ unsigned long hmmu_migrate_unmap(struct hmmu_migrate_ctl *ctl);
 void hmmu_migrate_remove(struct hmmu_migrate_ctl *ctl, bool restore);
 /* migrate.c: spec 3.6 for ctl (holes only with ctl->vma).  Same context. */
 void hmmu_migrate_commit(struct hmmu_migrate_ctl *ctl);
+/* migrate.c: @m seen as a ctl (checks the mmap_lock); false if @m lacks src, dst or vma. */
+bool hmmu_migrate_ctl_of(struct hmmu_migrate_vma *m, struct hmmu_migrate_ctl *ctl);
 /*
  * thp.c: split the transparent huge page mapped by the PMD leaf *@pmdp of
  * @vma into base pages mapped by PTEs, for collect.  Context: mmap_lock
@@ -950,10 +949,10 @@ int hmmu_migrate_split_thp(struct hmmu_vma *vma, struct hmmu_pt *pmd_pt, hmmu_pt
 /*
  * device.c: move the device-coherent @page to a new system page (spec
  * 3.11, for long-term pins).  The caller holds a reference on @page that
- * this call consumes, and @locked_mm's mmap_lock (read) or none.  0, or
- * -EBUSY (locked, pinned, mapped where it cannot be unmapped, no memory).
+ * this call consumes, and an mmap_lock (read) or none.  0, or -EBUSY
+ * (locked, pinned, mapped where it cannot be unmapped, no memory).
  */
-int hmmu_migrate_device_coherent_page(struct hmmu_page *page, struct hmmu_mm *locked_mm);
+int hmmu_migrate_device_coherent_page(struct hmmu_page *page);
 
 /* ---------------------------------------------------------------------- */
 /* src/notifier/: MMU notifiers                                            */

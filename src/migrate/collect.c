@@ -257,12 +257,7 @@ int hmmu_migrate_vma_setup(struct hmmu_migrate_vma *args)
 	memset(args->src, 0, (size_t)nr * sizeof(*args->src));
 	memset(args->dst, 0, (size_t)nr * sizeof(*args->dst));
 	hmmu_migrate_collect(args);
-	ctl = (struct hmmu_migrate_ctl){
-		.src = args->src, .dst = args->dst, .npages = args->npages, .vma = args->vma,
-		.start = args->start, .owner = args->pgmap_owner, .fault_page = args->fault_page,
-		.locked_mm = args->vma->vm_mm,
-	};
-	if (args->cpages)
+	if (args->cpages && hmmu_migrate_ctl_of(args, &ctl))
 		args->cpages = hmmu_migrate_unmap(&ctl);
 	return 0;
 }

@@ -87,10 +87,10 @@ int hmmu_migrate_device_finalize(unsigned long *src_pfns, unsigned long *dst_pfn
  * (GUP) holds an mmap_lock, and a busy page is reported -EBUSY rather
  * than waited for.
  */
-int hmmu_migrate_device_coherent_page(struct hmmu_page *page, struct hmmu_mm *locked_mm)
+int hmmu_migrate_device_coherent_page(struct hmmu_page *page)
 {
 	unsigned long src = hmmu_migrate_pfn(hmmu_page_to_pfn(page)) | HMMU_MIGRATE_PFN_MIGRATE, dst = 0;
-	struct hmmu_migrate_ctl ctl = { .src = &src, .dst = &dst, .npages = 1, .locked_mm = locked_mm };
+	struct hmmu_migrate_ctl ctl = { .src = &src, .dst = &dst, .npages = 1 };
 	struct hmmu_page *dpage;
 
 	HMMU_BUG_ON(!hmmu_is_device_coherent_page(page));

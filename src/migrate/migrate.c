@@ -174,14 +174,13 @@ void hmmu_migrate_commit(struct hmmu_migrate_ctl *ctl)
 	hmmu_migrate_commit_count(ok, failed);
 }
 
-/* The step's view of @m; false if @m is unusable. */
-static bool hmmu_migrate_ctl_of(struct hmmu_migrate_vma *m, struct hmmu_migrate_ctl *ctl)
+bool hmmu_migrate_ctl_of(struct hmmu_migrate_vma *m, struct hmmu_migrate_ctl *ctl)
 {
 	if (!m || !m->src || !m->dst || !m->vma)
 		return false;
 	*ctl = (struct hmmu_migrate_ctl){
 		.src = m->src, .dst = m->dst, .npages = m->npages, .vma = m->vma, .start = m->start,
-		.owner = m->pgmap_owner, .fault_page = m->fault_page, .locked_mm = m->vma->vm_mm,
+		.owner = m->pgmap_owner, .fault_page = m->fault_page,
 	};
 	hmmu_mmap_assert_locked(m->vma->vm_mm);
 	return true;

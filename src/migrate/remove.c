@@ -112,11 +112,10 @@ static bool hmmu_remove_one(struct hmmu_page *page, struct hmmu_vma *vma, unsign
 }
 
 /* Replace the entries of @page wherever the reverse map finds them.  @page locked. */
-static void hmmu_remove_rmap(const struct hmmu_remove *r, struct hmmu_page *page, struct hmmu_remap *m)
+static void hmmu_remove_rmap(struct hmmu_page *page, struct hmmu_remap *m)
 {
 	struct hmmu_rmap_walk_control rwc = {
 		.arg = m,
-		.locked_mm = r->ctl->locked_mm,
 		.rmap_one = hmmu_remove_one,
 	};
 
@@ -155,7 +154,7 @@ static void hmmu_remove_finish(const struct hmmu_remove *r, unsigned long i, boo
 	if (newpage && newpage != m.target)
 		hmmu_remove_release(newpage);		/* not committed */
 	if (!done)
-		hmmu_remove_rmap(r, page, &m);
+		hmmu_remove_rmap(page, &m);
 	if (page != ctl->fault_page)
 		hmmu_unlock_page(page);
 	if (!done || m.target != page)

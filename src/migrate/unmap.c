@@ -127,12 +127,11 @@ static bool hmmu_unmap_done(struct hmmu_page *page)
 }
 
 /* Replace every remaining mapping of @page by a migration entry (try_to_migrate). */
-static void hmmu_migrate_try_to_migrate(struct hmmu_migrate_ctl *ctl, struct hmmu_page *page, unsigned long pfn)
+static void hmmu_migrate_try_to_migrate(struct hmmu_page *page, unsigned long pfn)
 {
 	struct hmmu_unmap_walk w = { .pfn = pfn };
 	struct hmmu_rmap_walk_control rwc = {
 		.arg = &w,
-		.locked_mm = ctl->locked_mm,
 		.rmap_one = hmmu_unmap_one,
 		.done = hmmu_unmap_done,
 	};
@@ -180,7 +179,7 @@ unsigned long hmmu_migrate_unmap(struct hmmu_migrate_ctl *ctl)
 			continue;
 		}
 		if (hmmu_page_mapcount(page))
-			hmmu_migrate_try_to_migrate(ctl, page, hmmu_migrate_pfn_pfn(s));
+			hmmu_migrate_try_to_migrate(page, hmmu_migrate_pfn_pfn(s));
 		if (hmmu_page_mapcount(page) || !hmmu_migrate_check_page(page, ctl->fault_page)) {
 			ctl->src[i] &= ~HMMU_MIGRATE_PFN_MIGRATE;
 			restore++;

@@ -193,7 +193,6 @@ bool hmmu_page_make_device_exclusive(struct hmmu_page *head, struct hmmu_mm *mm,
 	struct hmmu_exclusive_args a = { .mm = mm, .addr = addr, .owner = owner, .head = head };
 	struct hmmu_rmap_walk_control rwc = {
 		.arg = &a,
-		.locked_mm = mm,
 		.rmap_one = hmmu_exclusive_rmap_one,
 		.done = hmmu_exclusive_folio_unmapped,
 	};

@@ -32,7 +32,7 @@ static int hmmu_gup_migrate_coherent(struct hmmu_mm *mm, struct hmmu_page *page,
 {
 	hmmu_get_page(page);	/* consumed by the migration */
 	hmmu_pt_unlock(pt);
-	return hmmu_migrate_device_coherent_page(page, mm);
+	return hmmu_migrate_device_coherent_page(page);
 }
 
 /*

@@ -151,7 +151,7 @@ static struct hmmu_anon_vma *hmmu_page_get_anon_vma(struct hmmu_page *page)
 /*
  * Visit every VMA that may map the anonymous page @page, with the page's
  * address in it.  Context: @page locked and referenced by the caller; the
- * caller may hold one mm's mmap_lock (rwc->locked_mm), never needs any.
+ * caller may hold one mm's mmap_lock, never needs any.
  *
  * What makes another mm's VMA and page tables safe to use without its
  * mmap_lock (as in Linux): a VMA leaves the anon_vma list, under the
