@@ -141,6 +141,7 @@ static bool hmmu_collect_unmap_pte(struct hmmu_migrate_vma *args, struct hmmu_pt
 		return false;
 	exclusive = hmmu_page_is_anon(page) && hmmu_page_test_flag(page, HMMU_PG_anon_exclusive);
 	if (exclusive && hmmu_page_maybe_dma_pinned(page)) {
+		hmmu_count(HMMU_STAT_MIGRATE_PIN_CHECK_FAILED);
 		if (page != args->fault_page)
 			hmmu_unlock_page(page);
 		return false;

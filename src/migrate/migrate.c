@@ -32,8 +32,10 @@ static bool hmmu_migrate_move_page(const struct hmmu_migrate_ctl *ctl, struct hm
 
 	if (page->mapping && !hmmu_page_is_anon(page))
 		return false;
-	if (hmmu_page_ref_count(page) != expected)
+	if (hmmu_page_ref_count(page) != expected) {
+		hmmu_count(HMMU_STAT_MIGRATE_PIN_CHECK_FAILED);
 		return false;
+	}
 	newpage->index = page->index;
 	newpage->mapping = page->mapping;
 	atomic_fetch_or_explicit(&newpage->flags, atomic_load(&page->flags) & keep, memory_order_release);
@@ -86,9 +88,13 @@ static bool hmmu_migrate_insert_locked(struct hmmu_vma *vma, struct hmmu_pt *pt,
 
 	hmmu_pt_lock(pt);
 	e = hmmu_pte_read(ptep);
-	if ((atomic_load(&mm->flags) & HMMU_MMF_UNSTABLE) ||
-	    !(hmmu_pte_none(e) || (hmmu_pte_present(e) && !hmmu_pte_special(e) && hmmu_is_zero_pfn(hmmu_pte_pfn(e))))) {
+	if (atomic_load(&mm->flags) & HMMU_MMF_UNSTABLE) {
 		hmmu_pt_unlock(pt);
+		return false;
+	}
+	if (!(hmmu_pte_none(e) || (hmmu_pte_present(e) && !hmmu_pte_special(e) && hmmu_is_zero_pfn(hmmu_pte_pfn(e))))) {
+		hmmu_pt_unlock(pt);
+		hmmu_count(HMMU_STAT_MIGRATE_HOLE_LOST);
 		return false;
 	}
 	hmmu_page_add_new_anon_rmap(page, vma, addr, false);
