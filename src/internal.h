@@ -137,6 +137,17 @@ struct hmmu_wait_bucket *hmmu_wait_bucket_of(const void *key);
 void hmmu_wake_bucket(struct hmmu_wait_bucket *b);
 
 /* ---------------------------------------------------------------------- */
+/* src/lib/fault_inject.c: fault injection (include/hmmu/fault_inject.h)   */
+/* ---------------------------------------------------------------------- */
+
+/* A library site's check: compiled out without the build option. */
+#ifdef HMMU_FAULT_INJECT
+#define hmmu_fault_injected(site) hmmu_fault_inject_should_fail(site)
+#else
+#define hmmu_fault_injected(site) false
+#endif
+
+/* ---------------------------------------------------------------------- */
 /* src/lib/stat.c: global event counters (include/hmmu/stat.h)             */
 /* ---------------------------------------------------------------------- */
 

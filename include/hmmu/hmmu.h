@@ -15,6 +15,7 @@
 #include <hmmu/hmm.h>
 #include <hmmu/migrate.h>
 #include <hmmu/stat.h>
+#include <hmmu/fault_inject.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -29,11 +30,14 @@ struct hmmu_config {
 };
 
 /**
- * hmmu_init() - set up system RAM (node 0) and the zero page.
+ * hmmu_init() - set up system RAM (node 0) and the zero page; with the
+ * fault-injection build option, apply HMMU_FAULT_INJECT from the
+ * environment (<hmmu/fault_inject.h>).
  * @cfg: configuration, or NULL for defaults.
  *
- * Returns 0, -EINVAL for a RAM size below 4 MiB or above 1 TiB, -EBUSY if
- * already initialised, or -ENOMEM when the reservation fails.
+ * Returns 0, -EINVAL for a RAM size below 4 MiB or above 1 TiB or a
+ * malformed HMMU_FAULT_INJECT, -EBUSY if already initialised, or -ENOMEM
+ * when the reservation fails.
  */
 HMMU_EXPORT int hmmu_init(const struct hmmu_config *cfg);
 

@@ -16,6 +16,22 @@ static unsigned long hmmu_zero_pfn;
 static unsigned int hmmu_retry_ms = HMMU_DEFAULT_RETRY_MS;
 static bool hmmu_initialised;
 
+/*
+ * Apply HMMU_FAULT_INJECT from the environment (with the build option).
+ * A malformed value undoes the initialisation: -EINVAL.
+ */
+static int hmmu_init_fault_inject(void)
+{
+	const char *spec = getenv("HMMU_FAULT_INJECT");
+	int ret = spec ? hmmu_fault_inject_parse(spec) : 0;
+
+	if (ret == -EINVAL) {
+		hmmu_exit();
+		return ret;
+	}
+	return 0;
+}
+
 int hmmu_init(const struct hmmu_config *cfg)
 {
 	unsigned long ram = cfg && cfg->ram_size ? cfg->ram_size : HMMU_DEFAULT_RAM;
@@ -40,7 +56,7 @@ int hmmu_init(const struct hmmu_config *cfg)
 	hmmu_zero_pfn = hmmu_page_to_pfn(hmmu_zero);
 	hmmu_retry_ms = cfg && cfg->retry_timeout_ms ? cfg->retry_timeout_ms : HMMU_DEFAULT_RETRY_MS;
 	hmmu_initialised = true;
-	return 0;
+	return hmmu_init_fault_inject();
 }
 
 int hmmu_exit(void)

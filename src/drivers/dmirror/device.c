@@ -289,7 +289,8 @@ struct hmmu_page *hmmu_dmirror_page_alloc(struct hmmu_dmirror_device *mdevice)
 	if (dmirror_is_private(mdevice) && !(rpage = hmmu_alloc_page(HMMU_GFP_KERNEL)))
 		return NULL;
 	pthread_mutex_lock(&mdevice->lock);
-	fail = dmirror_fail_take_locked(mdevice, &mdevice->fail_device);
+	fail = dmirror_fail_take_locked(mdevice, &mdevice->fail_device) ||
+	       hmmu_fault_inject_should_fail(HMMU_FAULT_DEVICE_ALLOC);
 	dpage = fail ? NULL : dmirror_free_pop_locked(mdevice);
 	pthread_mutex_unlock(&mdevice->lock);
 	if (!dpage && (fail || dmirror_chunk_add(mdevice, &dpage) || !dpage)) {

@@ -24,6 +24,21 @@
 
 #include "dmirror_priv.h"
 
+/*
+ * A DMA failure of the copy into @dpage (fault injection's device_copy
+ * site): @dpage, locked with the caller's reference, is unlocked and put
+ * (page_free gives it back) and the entry's migration fails: its source
+ * stays.  True when the copy must not happen.
+ */
+static bool dmirror_copy_failed(struct hmmu_page *dpage)
+{
+	if (!hmmu_fault_inject_should_fail(HMMU_FAULT_DEVICE_COPY))
+		return false;
+	hmmu_unlock_page(dpage);
+	hmmu_put_page(dpage);
+	return true;
+}
+
 /* ------------------------------------------------------------------ */
 /* To the device                                                       */
 /* ------------------------------------------------------------------ */
@@ -46,7 +61,7 @@ static void dmirror_to_device_copy(struct hmmu_dmirror *mirror, struct hmmu_migr
 		if (!(args->src[i] & HMMU_MIGRATE_PFN_MIGRATE) || (spage && hmmu_is_zone_device_page(spage)))
 			continue;
 		dpage = hmmu_dmirror_page_alloc(mirror->mdevice);
-		if (!dpage)
+		if (!dpage || dmirror_copy_failed(dpage))
 			continue;
 		to = hmmu_page_address(dmirror_backing_page(dpage));
 		if (spage)
@@ -137,11 +152,16 @@ static void dmirror_to_system_copy(struct hmmu_dmirror_device *mdevice, struct h
 	hmmu_dmirror_mm_erase(mdevice, args->vma->vm_mm, args, NULL);
 	for (unsigned long i = 0; i < args->npages; i++) {
 		struct hmmu_page *spage = hmmu_migrate_pfn_to_page(args->src[i]);
+		struct hmmu_page *dpage = hmmu_migrate_pfn_to_page(args->dst[i]);
 
-		if (args->dst[i])
-			hmmu_dmirror_copy_page(hmmu_page_address(hmmu_migrate_pfn_to_page(args->dst[i])),
-					       hmmu_page_address(dmirror_backing_page(spage)),
-					       args->npages >= DMIRROR_STREAM_STEP);
+		if (!dpage)
+			continue;
+		if (dmirror_copy_failed(dpage)) {
+			args->dst[i] = 0;	/* stays on the device; its mirrors refault it */
+			continue;
+		}
+		hmmu_dmirror_copy_page(hmmu_page_address(dpage), hmmu_page_address(dmirror_backing_page(spage)),
+				       args->npages >= DMIRROR_STREAM_STEP);
 	}
 	hmmu_dmirror_copy_fence();
 }
