@@ -81,19 +81,25 @@ struct smm {
 
 enum op {
 	OP_CPU_READ, OP_DEV_READ, OP_TO_DEV, OP_TO_SYS, OP_EXCLUSIVE, OP_GUP_HOLD, OP_PIN_HOLD, OP_FORK,
-	OP_CPU_WRITE, OP_DEV_WRITE, OP_REMAP_FRESH, OP_DONTNEED, OP_MREMAP, OP_MPROTECT, OP_TEARDOWN, NR_OPS
+	OP_CPU_WRITE, OP_DEV_WRITE, OP_REMAP_FRESH, OP_DONTNEED, OP_MREMAP, OP_MPROTECT, OP_HOLE_RACE, OP_TEARDOWN,
+	NR_OPS
 };
+
+/* Operations that fault through a device (hmm_range_fault). */
+#define DEVICE_OPS ((1u << OP_DEV_READ) | (1u << OP_TO_DEV) | (1u << OP_TO_SYS) | (1u << OP_EXCLUSIVE) | \
+		    (1u << OP_DEV_WRITE) | (1u << OP_FORK))
 
 static const char *const op_names[NR_OPS] = {
 	"cpu_read", "dev_read", "migrate_to_dev", "migrate_to_sys", "exclusive", "gup_hold", "pin_hold",
-	"fork", "cpu_write", "dev_write", "munmap_mmap", "dontneed", "mremap", "mprotect", "mm_teardown",
+	"fork", "cpu_write", "dev_write", "munmap_mmap", "dontneed", "mremap", "mprotect", "hole_race", "mm_teardown",
 };
 
 /* Relative weights of the operations. */
 static const unsigned int op_weight[NR_OPS] = {
 	[OP_CPU_READ] = 20, [OP_DEV_READ] = 20, [OP_TO_DEV] = 20, [OP_TO_SYS] = 12, [OP_EXCLUSIVE] = 4,
 	[OP_GUP_HOLD] = 6, [OP_PIN_HOLD] = 6, [OP_FORK] = 1, [OP_CPU_WRITE] = 8, [OP_DEV_WRITE] = 6,
-	[OP_REMAP_FRESH] = 2, [OP_DONTNEED] = 4, [OP_MREMAP] = 2, [OP_MPROTECT] = 2, [OP_TEARDOWN] = 0,
+	[OP_REMAP_FRESH] = 2, [OP_DONTNEED] = 4, [OP_MREMAP] = 2, [OP_MPROTECT] = 2, [OP_HOLE_RACE] = 2,
+	[OP_TEARDOWN] = 0,
 };
 
 static struct smm mms[NR_MMS];
@@ -145,7 +151,8 @@ static void allow(enum op op, long ret, const int *ok, size_t n)
 			atomic_fetch_add_explicit(&op_failed[op], 1, memory_order_relaxed);
 			return;
 		}
-	if (injecting && ret == -ENOMEM) {
+	/* Injected failures: -ENOMEM, and -EFAULT from a device's hmm_range_fault (Linux reports OOM so). */
+	if (injecting && (ret == -ENOMEM || (ret == -EFAULT && ((1u << op) & DEVICE_OPS)))) {
 		atomic_fetch_add_explicit(&op_failed[op], 1, memory_order_relaxed);
 		return;
 	}
@@ -572,6 +579,54 @@ static void op_mprotect(uint64_t *s, int mi, int ri)
 	r->prot = prot;
 }
 
+struct hole_race {
+	struct hmmu_dmirror *mirror;
+	unsigned long addr, npages;
+	pthread_barrier_t go;
+	long ret;
+};
+
+static void *hole_race_migrate(void *arg)
+{
+	struct hole_race *h = arg;
+
+	pthread_barrier_wait(&h->go);
+	h->ret = hmmu_dmirror_migrate_to_device(h->mirror, h->addr, h->npages, h->npages);
+	return NULL;
+}
+
+/*
+ * Holes made and raced at once: a helper thread migrates a run of empty
+ * pages to a device while this thread writes them (first touch).  Either
+ * order leaves the written bytes (a write after the migration faults the
+ * page back); a write between the migration's collect and its commit
+ * makes it lose the hole.
+ */
+static void op_hole_race(uint64_t *s, int mi, int ri)
+{
+	struct region *r = &mms[mi].r[ri];
+	unsigned long pg, n = rnd_pages(s, &pg);
+	struct hole_race h = { .mirror = mms[mi].mirror[rnd_below(s, NR_DEVS)], .addr = region_addr(r) + pg * PAGE,
+			       .npages = n };
+	unsigned char buf[MAX_OP_PAGES * PAGE];
+	pthread_t helper;
+
+	if (!(r->prot & PROT_WRITE))
+		return;
+	MUST(OP_HOLE_RACE, hmmu_madvise(mms[mi].mm, h.addr, n * PAGE, MADV_DONTNEED));
+	rnd_fill(s, buf, n * PAGE);
+	pthread_barrier_init(&h.go, NULL, 2);
+	if (pthread_create(&helper, NULL, hole_race_migrate, &h))
+		die("pthread_create");
+	pthread_barrier_wait(&h.go);
+	for (unsigned long i = n; i-- > 0;)	/* from the end: meet the migration's inserts */
+		MUST(OP_HOLE_RACE, hmmu_access(mms[mi].mm, h.addr + i * PAGE, buf + i * PAGE, PAGE, HMMU_ACCESS_WRITE));
+	pthread_join(helper, NULL);
+	pthread_barrier_destroy(&h.go);
+	ALLOW(OP_HOLE_RACE, h.ret, EBUSY);
+	memcpy(r->shadow + pg * PAGE, buf, n * PAGE);
+}
+
 /* Destroy the mm and build a new one (mm lock held exclusive). */
 static void op_teardown(int mi)
 {
@@ -599,6 +654,7 @@ static void run_region_op(uint64_t *s, enum op op, int mi, int ri)
 	case OP_DONTNEED: op_dontneed(s, mi, ri); break;
 	case OP_MREMAP: op_mremap(s, mi, ri); break;
 	case OP_MPROTECT: op_mprotect(s, mi, ri); break;
+	case OP_HOLE_RACE: op_hole_race(s, mi, ri); break;
 	default: break;
 	}
 }
