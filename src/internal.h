@@ -513,6 +513,8 @@ void hmmu_free_pgtables(struct hmmu_mm *mm, unsigned long start, unsigned long e
  * entries, leaves lie inside VMAs, present leaves map real frames (the
  * zero page or an allocated page with a reference and a mapcount), the
  * page-table count matches.  Prints the first problem; returns 0 or -EUCLEAN.
+ * Takes the mmap_lock for read and each PTE table's lock while checking it
+ * (its pages may be shared with a live mm).
  */
 int hmmu_pt_validate(struct hmmu_mm *mm);
 

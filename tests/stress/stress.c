@@ -812,7 +812,8 @@ static int report(double elapsed)
 	for (unsigned int i = 0; i < HMMU_FAULT_NR && injecting; i++)
 		printf("# injected %-12s %ld\n", hmmu_fault_inject_site_name(i), hmmu_fault_inject_count(i));
 	for (size_t i = 0; i < sizeof(collisions) / sizeof(collisions[0]); i++) {
-		printf("# collision %-26s %lu\n", hmmu_stat_name(collisions[i]), st.v[collisions[i]]);
+		printf("# collision %-26s %lu%s\n", hmmu_stat_name(collisions[i]), st.v[collisions[i]],
+		       st.v[collisions[i]] ? "" : "  <- ZERO: race not tested");
 		zero += !st.v[collisions[i]];
 	}
 	return zero;
