@@ -313,76 +313,85 @@ static void op_cpu_read(uint64_t *s, int mi, int ri)
 		check("cpu read", mi, ri, off, buf, len);
 }
 
+/*
+ * A device operation's target: a random mirror of mm @mi and a random run
+ * of pages of region @ri (first page pg, n pages), as a command whose
+ * buffer is @buf.
+ */
+struct dev_op {
+	struct hmmu_dmirror *mirror;
+	unsigned long pg, n;
+	struct hmmu_dmirror_cmd cmd;
+};
+
+static struct dev_op dev_op_pick(uint64_t *s, int mi, int ri, void *buf)
+{
+	struct dev_op d = { .mirror = mms[mi].mirror[rnd_below(s, NR_DEVS)] };
+
+	d.n = rnd_pages(s, &d.pg);
+	d.cmd = (struct hmmu_dmirror_cmd){ .addr = region_addr(&mms[mi].r[ri]) + d.pg * PAGE,
+					   .ptr = (uintptr_t)buf, .npages = d.n };
+	return d;
+}
+
 /* Device read (direct, or the READ command through a bounce buffer). */
 static void op_dev_read(uint64_t *s, int mi, int ri)
 {
-	struct region *r = &mms[mi].r[ri];
-	struct hmmu_dmirror *mirror = mms[mi].mirror[rnd_below(s, NR_DEVS)];
 	unsigned char buf[MAX_OP_PAGES * PAGE];
-	unsigned long pg, n = rnd_pages(s, &pg);
-	struct hmmu_dmirror_cmd cmd = { .addr = region_addr(r) + pg * PAGE, .ptr = (uintptr_t)buf, .npages = n };
+	struct dev_op d = dev_op_pick(s, mi, ri, buf);
 	int ret;
 
 	if (rnd(s) & 1)
-		ret = hmmu_dmirror_read(mirror, cmd.addr, buf, n, NULL);
+		ret = hmmu_dmirror_read(d.mirror, d.cmd.addr, buf, d.n, NULL);
 	else
-		ret = hmmu_dmirror_cmd(mirror, HMMU_DMIRROR_READ, &cmd);
+		ret = hmmu_dmirror_cmd(d.mirror, HMMU_DMIRROR_READ, &d.cmd);
 	ALLOW(OP_DEV_READ, ret, EBUSY);
 	if (!ret)
-		check("device read", mi, ri, pg * PAGE, buf, n * PAGE);
+		check("device read", mi, ri, d.pg * PAGE, buf, d.n * PAGE);
 }
 
 /* Migration to a device; the MIGRATE_TO_DEV command's read-back is checked. */
 static void op_to_dev(uint64_t *s, int mi, int ri)
 {
-	struct region *r = &mms[mi].r[ri];
-	struct hmmu_dmirror *mirror = mms[mi].mirror[rnd_below(s, NR_DEVS)];
 	unsigned char buf[MAX_OP_PAGES * PAGE];
-	unsigned long pg, n = rnd_pages(s, &pg);
-	struct hmmu_dmirror_cmd cmd = { .addr = region_addr(r) + pg * PAGE, .ptr = (uintptr_t)buf, .npages = n };
+	struct dev_op d = dev_op_pick(s, mi, ri, buf);
 	long ret;
 
 	if (rnd(s) & 1) {
-		ret = hmmu_dmirror_migrate_to_device(mirror, cmd.addr, n, 1 + rnd_below(s, 4));
+		ret = hmmu_dmirror_migrate_to_device(d.mirror, d.cmd.addr, d.n, 1 + rnd_below(s, 4));
 		ALLOW(OP_TO_DEV, ret, EBUSY);
 		return;
 	}
-	ret = hmmu_dmirror_cmd(mirror, HMMU_DMIRROR_MIGRATE_TO_DEV, &cmd);
+	ret = hmmu_dmirror_cmd(d.mirror, HMMU_DMIRROR_MIGRATE_TO_DEV, &d.cmd);
 	/* -ENOENT: a page did not move (pinned, referenced, raced): allowed. */
 	ALLOW(OP_TO_DEV, ret, EBUSY, ENOENT);
 	if (!ret)
-		check("migrate_to_dev read-back", mi, ri, pg * PAGE, buf, n * PAGE);
+		check("migrate_to_dev read-back", mi, ri, d.pg * PAGE, buf, d.n * PAGE);
 }
 
 static void op_to_sys(uint64_t *s, int mi, int ri)
 {
-	struct region *r = &mms[mi].r[ri];
-	struct hmmu_dmirror *mirror = mms[mi].mirror[rnd_below(s, NR_DEVS)];
-	unsigned long pg, n = rnd_pages(s, &pg);
-	struct hmmu_dmirror_cmd cmd = { .addr = region_addr(r) + pg * PAGE, .npages = n };
+	struct dev_op d = dev_op_pick(s, mi, ri, NULL);
 	long ret;
 
 	if (rnd(s) & 1)
-		ret = hmmu_dmirror_migrate_to_system(mirror, cmd.addr, n, 1 + rnd_below(s, 4));
+		ret = hmmu_dmirror_migrate_to_system(d.mirror, d.cmd.addr, d.n, 1 + rnd_below(s, 4));
 	else
-		ret = hmmu_dmirror_cmd(mirror, HMMU_DMIRROR_MIGRATE_TO_SYS, &cmd);
+		ret = hmmu_dmirror_cmd(d.mirror, HMMU_DMIRROR_MIGRATE_TO_SYS, &d.cmd);
 	ALLOW(OP_TO_SYS, ret, EBUSY);
 }
 
 /* Device-exclusive access; the command's read-back is checked. */
 static void op_exclusive(uint64_t *s, int mi, int ri)
 {
-	struct region *r = &mms[mi].r[ri];
-	struct hmmu_dmirror *mirror = mms[mi].mirror[rnd_below(s, NR_DEVS)];
 	unsigned char buf[MAX_OP_PAGES * PAGE];
-	unsigned long pg, n = rnd_pages(s, &pg);
-	struct hmmu_dmirror_cmd cmd = { .addr = region_addr(r) + pg * PAGE, .ptr = (uintptr_t)buf, .npages = n };
-	int ret = hmmu_dmirror_cmd(mirror, HMMU_DMIRROR_EXCLUSIVE, &cmd);
+	struct dev_op d = dev_op_pick(s, mi, ri, buf);
+	int ret = hmmu_dmirror_cmd(d.mirror, HMMU_DMIRROR_EXCLUSIVE, &d.cmd);
 
 	/* A read-only region cannot be made exclusive (-EBUSY / -EFAULT / -EPERM). */
 	ALLOW(OP_EXCLUSIVE, ret, EBUSY, ENOENT, EFAULT, EPERM);
 	if (!ret)
-		check("exclusive read-back", mi, ri, pg * PAGE, buf, n * PAGE);
+		check("exclusive read-back", mi, ri, d.pg * PAGE, buf, d.n * PAGE);
 }
 
 /* Let the other threads run for a moment (a reference held across their migrations). */
@@ -523,18 +532,17 @@ static void op_dev_write(uint64_t *s, int mi, int ri)
 {
 	struct region *r = &mms[mi].r[ri];
 	unsigned char buf[MAX_OP_PAGES * PAGE];
-	unsigned long pg, n = rnd_pages(s, &pg);
-	struct hmmu_dmirror_cmd cmd = { .addr = region_addr(r) + pg * PAGE, .ptr = (uintptr_t)buf, .npages = n };
+	struct dev_op d = dev_op_pick(s, mi, ri, buf);
 	int ret;
 
 	if (!(r->prot & PROT_WRITE))
 		return;
-	rnd_fill(s, buf, n * PAGE);
-	ret = hmmu_dmirror_cmd(mms[mi].mirror[rnd_below(s, NR_DEVS)], HMMU_DMIRROR_WRITE, &cmd);
+	rnd_fill(s, buf, d.n * PAGE);
+	ret = hmmu_dmirror_cmd(d.mirror, HMMU_DMIRROR_WRITE, &d.cmd);
 	ALLOW(OP_DEV_WRITE, ret, EBUSY, EFAULT);
 	if (ret)
-		MUST(OP_DEV_WRITE, hmmu_access(mms[mi].mm, cmd.addr, buf, n * PAGE, HMMU_ACCESS_WRITE));
-	memcpy(r->shadow + pg * PAGE, buf, n * PAGE);
+		MUST(OP_DEV_WRITE, hmmu_access(mms[mi].mm, d.cmd.addr, buf, d.n * PAGE, HMMU_ACCESS_WRITE));
+	memcpy(r->shadow + d.pg * PAGE, buf, d.n * PAGE);
 }
 
 static void op_remap_fresh(uint64_t *s, int mi, int ri)

@@ -189,11 +189,11 @@ static void test_stat_migrate_no_destination(void **state)
 }
 
 /*
- * An extra reference (GUP, not a pin: a pinned exclusive page is not even
- * selected) fails the unmap step's reference check: attempted +1, failed +1,
- * pin check +1.
+ * Migrate a touched page while GUP holds it (@pinned: a DMA pin, with
+ * FOLL_WRITE); nothing moves.  Returns the counters just before the
+ * migration.
  */
-static void test_stat_migrate_referenced(void **state)
+static struct hmmu_stat migrate_held(bool pinned)
 {
 	struct hmmu_test_dev *dev = hmmu_test_dev(HMMU_MEMORY_DEVICE_PRIVATE, 2, &owner);
 	struct hmmu_mm *mm = hmmu_test_mm();
@@ -202,10 +202,25 @@ static void test_stat_migrate_referenced(void **state)
 	struct hmmu_stat s;
 
 	touch(mm, a, 1);
-	assert_int_equal(gup(mm, a, 1, 0, &held), 1);
+	assert_int_equal(pinned ? pin(mm, a, 1, HMMU_FOLL_WRITE, &held) : gup(mm, a, 1, 0, &held), 1);
 	s = snap();
 	assert_int_equal(to_device(dev, mm, a, 1), 0);
-	hmmu_put_page(held);
+	if (pinned)
+		hmmu_unpin_user_page(held);
+	else
+		hmmu_put_page(held);
+	return s;
+}
+
+/*
+ * An extra reference (GUP, not a pin: a pinned exclusive page is not even
+ * selected) fails the unmap step's reference check: attempted +1, failed +1,
+ * pin check +1.
+ */
+static void test_stat_migrate_referenced(void **state)
+{
+	struct hmmu_stat s = migrate_held(false);
+
 	EXPECT(&s, { HMMU_STAT_MIGRATE_TO_DEVICE_ATTEMPTED, 1 }, { HMMU_STAT_MIGRATE_TO_DEVICE_FAILED, 1 },
 	       { HMMU_STAT_MIGRATE_PIN_CHECK_FAILED, 1 }, { HMMU_STAT_INVALIDATE_MIGRATE, 1 });
 }
@@ -213,17 +228,8 @@ static void test_stat_migrate_referenced(void **state)
 /* A DMA-pinned exclusive page is not selected: pin check +1, nothing attempted. */
 static void test_stat_migrate_pinned(void **state)
 {
-	struct hmmu_test_dev *dev = hmmu_test_dev(HMMU_MEMORY_DEVICE_PRIVATE, 2, &owner);
-	struct hmmu_mm *mm = hmmu_test_mm();
-	unsigned long a = hmmu_test_map(mm, PAGE, RW);
-	struct hmmu_page *held;
-	struct hmmu_stat s;
+	struct hmmu_stat s = migrate_held(true);
 
-	touch(mm, a, 1);
-	assert_int_equal(pin(mm, a, 1, HMMU_FOLL_WRITE, &held), 1);
-	s = snap();
-	assert_int_equal(to_device(dev, mm, a, 1), 0);
-	hmmu_unpin_user_page(held);
 	EXPECT(&s, { HMMU_STAT_MIGRATE_PIN_CHECK_FAILED, 1 }, { HMMU_STAT_INVALIDATE_MIGRATE, 1 });
 }
 
