@@ -275,7 +275,7 @@ static void smm_destroy(struct smm *m)
 	m->mm = NULL;
 }
 
-static void smm_init(struct smm *m, int mi)
+static void smm_init(struct smm *m)
 {
 	pthread_rwlockattr_t attr;
 
@@ -702,7 +702,6 @@ static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
 	uint64_t s = seed * 0x100000001b3ULL + w->index;
-	unsigned long n = 0;
 
 	while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
 		/* About one teardown per 5000 operations of a thread. */
@@ -710,7 +709,6 @@ static void *worker_main(void *arg)
 
 		run_op(&s, op);
 		atomic_fetch_add_explicit(&op_done[op], 1, memory_order_relaxed);
-		n++;
 	}
 	return NULL;
 }
@@ -827,27 +825,12 @@ static int report(double elapsed)
 	return zero;
 }
 
-int main(int argc, char **argv)
+/* Run the workers for the configured time; returns the seconds they ran. */
+static double run_workers(void)
 {
-	struct hmmu_config cfg = { .ram_size = 256UL << 20 };
 	struct timespec t0, t1, deadline;
-	struct worker *w;
-	long free_at_start;
-	int ret, zero;
+	struct worker *w = calloc(nthreads, sizeof(*w));
 
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	parse_options(argc, argv);
-	printf("# stress: seed %lu, %lu s, %lu threads%s\n", seed, seconds, nthreads, injecting ? ", fault injection" : "");
-	if ((ret = hmmu_init(&cfg)))
-		die("hmmu_init: %d", ret);
-	if (injecting && (ret = hmmu_fault_inject_seed(seed)))
-		die("fault injection asked for, but hmmu_fault_inject_seed returned %d (build with HMMU_FAULT_INJECT)", ret);
-	hmmu_stat_reset();
-	free_at_start = hmmu_node_nr_free_pages(0);
-	devices_create();
-	for (int mi = 0; mi < NR_MMS; mi++)
-		smm_init(&mms[mi], mi);
-	w = calloc(nthreads, sizeof(*w));
 	if (!w)
 		die("out of memory");
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -865,8 +848,29 @@ int main(int argc, char **argv)
 			die("thread %lu still running %d s after the deadline (hang)", i, HANG_GRACE_S);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	free(w);
+	return (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+}
+
+int main(int argc, char **argv)
+{
+	struct hmmu_config cfg = { .ram_size = 256UL << 20 };
+	long free_at_start;
+	int ret, zero;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	parse_options(argc, argv);
+	printf("# stress: seed %lu, %lu s, %lu threads%s\n", seed, seconds, nthreads, injecting ? ", fault injection" : "");
+	if ((ret = hmmu_init(&cfg)))
+		die("hmmu_init: %d", ret);
+	if (injecting && (ret = hmmu_fault_inject_seed(seed)))
+		die("fault injection asked for, but hmmu_fault_inject_seed returned %d (build with HMMU_FAULT_INJECT)", ret);
+	hmmu_stat_reset();
+	free_at_start = hmmu_node_nr_free_pages(0);
+	devices_create();
+	for (int mi = 0; mi < NR_MMS; mi++)
+		smm_init(&mms[mi]);
 	/* Counters first: the teardown's own migrations would blur them. */
-	zero = report((double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9);
+	zero = report(run_workers());
 	for (unsigned int i = 0; i < HMMU_FAULT_NR; i++)
 		hmmu_fault_inject_set(i, 0, 0);	/* the final teardown checks, it is not tested */
 	teardown_and_check(free_at_start);
