@@ -17,6 +17,10 @@
  *                     meanwhile), then hmmu_memunmap_pages() on each chunk
  * Eviction ignores the allocation-failure knob: its system pages come from
  * hmmu_alloc_page(), and only a truly exhausted allocator delays it.
+ *
+ * Under a capacity (hmmu_dmirror_exec), the least recently used pages are
+ * evicted the same way, a run of frames at a time, chosen by a clock with
+ * second chance over per-frame referenced bits (hmmu_dmirror_evict_lru).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -95,6 +99,88 @@ void hmmu_dmirror_device_evict(struct hmmu_dmirror_device *mdevice, bool until_f
 			nanosleep(&pause, NULL);
 	}
 }
+
+/* ------------------------------------------------------------------ */
+/* LRU eviction (the capacity of hmmu_dmirror_exec)                    */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Evict the run of @n frames of @chunk from frame @off and count what
+ * moved in *@evicted.  Caller holds release_lock.
+ */
+static void dmirror_clock_evict(struct dmirror_chunk *chunk, unsigned long off, unsigned long n,
+				unsigned long *evicted, unsigned long *src, unsigned long *dst)
+{
+	if (n)
+		*evicted += dmirror_evict_batch(hmmu_pgmap_pfn_first(&chunk->pagemap) + off, n, src, dst);
+}
+
+/*
+ * The clock sweep over @chunk from frame @off: a referenced frame loses
+ * its bit (second chance) and ends the current run; runs of frames not
+ * referenced, starting at a frame in use, are evicted (free frames inside
+ * a run cost nothing: hmmu_migrate_device_range skips them), until
+ * *@evicted plus the run's pages reach @want or the chunk ends.  Caller
+ * holds release_lock.  Returns the frames the hand passed.
+ */
+static unsigned long dmirror_clock_sweep(struct dmirror_chunk *chunk, unsigned long off, unsigned long want,
+					 unsigned long *evicted, unsigned long *src, unsigned long *dst)
+{
+	unsigned long first = hmmu_pgmap_pfn_first(&chunk->pagemap), n = hmmu_pgmap_nr_pages(&chunk->pagemap);
+	unsigned long i, run = 0, cold = 0;
+
+	for (i = off; i < n && *evicted + cold < want; i++) {
+		bool used = hmmu_page_ref_count(hmmu_pfn_to_page(first + i)) > 0;
+		bool referenced = atomic_load_explicit(&chunk->referenced[i], memory_order_relaxed);
+
+		if (referenced)
+			atomic_store_explicit(&chunk->referenced[i], 0, memory_order_relaxed);
+		if ((referenced && used) || run == DMIRROR_EVICT_BATCH) {
+			dmirror_clock_evict(chunk, i - run, run, evicted, src, dst);
+			run = cold = 0;
+		}
+		if (!(referenced && used) && (run || used)) {
+			run++;
+			cold += used;
+		}
+	}
+	dmirror_clock_evict(chunk, i - run, run, evicted, src, dst);
+	return i - off;
+}
+
+/*
+ * Evict about @want of the least recently used pages of @mdevice (clock
+ * with second chance over every frame, the hand kept across calls): pages
+ * the engine touched since the hand last passed survive.  Busy pages (in
+ * a migration, pinned) are skipped.  Stops after two turns of the hand.
+ * Context: no hmmu or dmirror lock held, no mmap_lock, no page locked by
+ * the caller (takes release_lock; the core takes page locks and invalidates
+ * mirrors).  Returns the pages evicted (maybe fewer than @want).
+ */
+unsigned long hmmu_dmirror_evict_lru(struct hmmu_dmirror_device *mdevice, unsigned long want)
+{
+	unsigned long src[DMIRROR_EVICT_BATCH], dst[DMIRROR_EVICT_BATCH], evicted = 0, scanned = 0, total;
+
+	pthread_mutex_lock(&mdevice->release_lock);
+	total = atomic_load(&mdevice->nr_chunks) * mdevice->chunk_pages;
+	while (total && evicted < want && scanned < 2 * total) {
+		unsigned long hand = mdevice->clock_hand % total, n;
+		struct dmirror_chunk *chunk = hmmu_dmirror_chunk_get(mdevice, hand / mdevice->chunk_pages);
+
+		if (!chunk)
+			break;
+		n = dmirror_clock_sweep(chunk, hand % mdevice->chunk_pages, want, &evicted, src, dst);
+		scanned += n;
+		mdevice->clock_hand = hand + n;
+	}
+	pthread_mutex_unlock(&mdevice->release_lock);
+	dmirror_stat_add(mdevice, lru_evicted, evicted);
+	return evicted;
+}
+
+/* ------------------------------------------------------------------ */
+/* Chunk removal                                                       */
+/* ------------------------------------------------------------------ */
 
 /* Mark every chunk removed and refuse allocations.  Caller holds release_lock. */
 static void dmirror_release_begin(struct hmmu_dmirror_device *mdevice)
