@@ -10,7 +10,7 @@ static const struct {
 	int (*run)(int argc, char **argv);
 	const char *help;
 } hmmu_cmds[] = {
-	{ "demo", hmmu_cmd_demo, "map memory, touch it in a pattern, show what the address space holds" },
+	{ "demo", hmmu_cmd_demo, "a device computes on CPU data: faults, migration, eviction; verified" },
 	{ "stat", hmmu_cmd_stat, "run a small workload, print the global event counters" },
 };
 
