@@ -214,8 +214,8 @@ static int dmirror_chunk_slots_grow(struct hmmu_dmirror_device *mdevice)
 
 /*
  * Publish @chunk: append it and push its pages on the free list, lowest
- * frame on top.  With @pagep, hand out one page at once.  Caller holds
- * devmem_lock (and made room).
+ * frame on top.  With @pagep, hand out one page at once (within the
+ * capacity unless @reserved).  Caller holds devmem_lock (and made room).
  */
 static void dmirror_chunk_publish(struct hmmu_dmirror_device *mdevice, struct dmirror_chunk *chunk,
 				  struct hmmu_page **pagep, bool reserved)
@@ -238,7 +238,9 @@ static void dmirror_chunk_publish(struct hmmu_dmirror_device *mdevice, struct dm
 
 /*
  * Add a chunk (the kernel driver's allocate_chunk), or, with @pagep, get a
- * page from a chunk another thread just added.  Context: takes devmem_lock
+ * page from a chunk another thread just added (@reserved as for
+ * dmirror_free_pop_locked; *@pagep may stay NULL when the capacity is
+ * reached meanwhile).  Context: takes devmem_lock
  * (memremap may sleep) and mdevice->lock; no other dmirror lock held.
  * Returns 0, or -ENOMEM: max_chunks reached, a RELEASE in progress, or
  * out of memory or node slots.
