@@ -244,11 +244,11 @@ HMMU_EXPORT long hmmu_dmirror_migrate_to_system(struct hmmu_dmirror *mirror, uns
  * first reserves room for its window; what is missing is made by evicting
  * the least recently used device pages back to system memory
  * (migrate_device_range), never while the fault holds a migration.  With
- * no room at all (every page busy), the fault maps remotely.  LRU is a
- * clock with second chance: a device load or store of a device page sets
- * its referenced bit (one relaxed store, only when clear), the eviction
- * sweep clears it and evicts pages whose bit is still clear when it
- * comes round again.
+ * no room at all (every page busy), the fault maps remotely.  LRU: each
+ * device page carries the device's fault count at its last use (its
+ * allocation, or a device load or store: one relaxed load and, when it
+ * changed, a store); eviction takes the pages of the oldest age classes
+ * (log2 of the age), equally old pages round robin.
  */
 enum hmmu_dmirror_policy {
 	HMMU_DMIRROR_POLICY_MIGRATE = 0,	/* the default */

@@ -178,7 +178,7 @@ static void dmirror_page_free(struct hmmu_page *page)
 /* A new chunk: its pagemap set up, its pages not yet on the free list.  NULL on failure. */
 static struct dmirror_chunk *dmirror_chunk_create(struct hmmu_dmirror_device *mdevice)
 {
-	struct dmirror_chunk *chunk = calloc(1, sizeof(*chunk) + mdevice->chunk_pages * sizeof(chunk->referenced[0]));
+	struct dmirror_chunk *chunk = calloc(1, sizeof(*chunk) + mdevice->chunk_pages * sizeof(chunk->stamp[0]));
 
 	if (!chunk)
 		return NULL;
@@ -328,7 +328,7 @@ void hmmu_dmirror_unreserve(struct hmmu_dmirror_device *mdevice, unsigned long n
 /*
  * A device page for a migration destination (spec 5.5): initialised by
  * hmmu_zone_device_page_init (refcount 1, locked), with its backing page
- * in zone_device_data for a private device, and marked referenced for the
+ * in zone_device_data for a private device, and stamped used now for the
  * LRU.  @reserved: the caller holds a reservation for it (engine faults);
  * otherwise the page must fit in the capacity beside every reservation.
  * The caller owns the reference (migration's finalize drops it).  Context:

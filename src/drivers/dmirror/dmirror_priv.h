@@ -145,12 +145,12 @@ struct dmirror_chunk {
 	struct hmmu_dmirror_device *mdevice;
 	bool remove;				/* under mdevice->lock */
 	/*
-	 * The LRU's referenced bit of each frame (clock second chance): set
-	 * without a lock when the page is allocated and when the engine
-	 * accesses it, cleared by the clock sweep under release_lock.
-	 * Relaxed atomics: a lost update only makes the LRU less exact.
+	 * The LRU stamp of each frame: the device's lru_clock when the page
+	 * was allocated or last accessed by the engine.  Written without a
+	 * lock, read by the eviction under release_lock.  Relaxed atomics: a
+	 * lost update only makes the LRU less exact.
 	 */
-	atomic_uchar referenced[];
+	_Atomic uint32_t stamp[];
 };
 
 struct hmmu_dmirror_device {
@@ -161,14 +161,17 @@ struct hmmu_dmirror_device {
 	unsigned long fault_around;		/* pages per migrate_to_ram window */
 	unsigned long capacity;			/* pages in use at most; 0: unlimited */
 
+	/* The LRU's time: advanced by every engine fault (relaxed atomics). */
+	_Atomic uint32_t lru_clock;
+
 	/*
 	 * Serialises eviction: RELEASE and destroy (eviction + chunk removal),
-	 * close, and the LRU eviction of the engine; clock_hand (the next
+	 * close, and the LRU eviction of the engine; lru_hand (the next
 	 * frame the LRU sweep looks at, an index over all chunks' frames) is
 	 * under it.
 	 */
 	pthread_mutex_t release_lock;
-	unsigned long clock_hand;
+	unsigned long lru_hand;
 
 	/*
 	 * devmem_lock protects chunks[] (which realloc may move), nr_chunks and
@@ -226,14 +229,18 @@ static inline struct dmirror_chunk *dmirror_page_chunk(const struct hmmu_page *p
 	return dmirror_container_of(page->pgmap, struct dmirror_chunk, pagemap);
 }
 
-/* Mark device page @page recently used (the LRU's referenced bit).  Any context. */
+/*
+ * Mark device page @page used now (its LRU stamp: one relaxed load of the
+ * clock, and a store only when the stamp is older).  Any context.
+ */
 static inline void dmirror_page_touch(const struct hmmu_page *page)
 {
-	atomic_uchar *bit = &dmirror_page_chunk(page)->referenced[hmmu_page_to_pfn(page) -
-								  hmmu_pgmap_pfn_first(page->pgmap)];
+	struct dmirror_chunk *chunk = dmirror_page_chunk(page);
+	_Atomic uint32_t *stamp = &chunk->stamp[hmmu_page_to_pfn(page) - hmmu_pgmap_pfn_first(page->pgmap)];
+	uint32_t now = atomic_load_explicit(&chunk->mdevice->lru_clock, memory_order_relaxed);
 
-	if (!atomic_load_explicit(bit, memory_order_relaxed))
-		atomic_store_explicit(bit, 1, memory_order_relaxed);
+	if (atomic_load_explicit(stamp, memory_order_relaxed) != now)
+		atomic_store_explicit(stamp, now, memory_order_relaxed);
 }
 
 struct hmmu_page *hmmu_dmirror_page_alloc(struct hmmu_dmirror_device *mdevice, bool reserved);

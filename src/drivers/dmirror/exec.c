@@ -7,7 +7,7 @@
  * waits for an access in progress, and an access after it misses).
  *
  *   dmirror_exec_access   one page's part of a load or store: look the
- *                         entry up, copy, mark the page referenced; on a
+ *                         entry up, copy, stamp the page used; on a
  *                         miss, dmirror_exec_fault and look again
  *   dmirror_exec_fault    the device fault: the policy's handler
  *   dmirror_exec_migrate  MIGRATE: count the pages of the window not yet
@@ -221,6 +221,7 @@ static int dmirror_exec_fault(struct dmirror_exec *x, unsigned long addr, bool w
 	int ret = 0;
 
 	dmirror_stat_add(x->mirror->mdevice, exec_faults, 1);
+	atomic_fetch_add_explicit(&x->mirror->mdevice->lru_clock, 1, memory_order_relaxed);
 	if (!hmmu_mmget_not_zero(mm))
 		return -EFAULT;
 	if (x->policy == HMMU_DMIRROR_POLICY_MIGRATE)

@@ -283,7 +283,7 @@ int hmmu_dmirror_fault(struct hmmu_dmirror *mirror, unsigned long start, unsigne
 /*
  * The data of the page entry @e maps, for a load, or for a store if
  * @write; NULL when @e is empty or (@write) not tagged WRITE.  A LOCAL
- * page is marked referenced for the LRU.  Caller holds mirror->mutex
+ * page is stamped used now for the LRU.  Caller holds mirror->mutex
  * (the entry, hence the page, stays valid while it is held).
  */
 char *hmmu_dmirror_entry_access(dmirror_entry_t e, bool write)
