@@ -4,11 +4,13 @@
  * private and coherent memory, data intact through many eviction cycles
  * (a data set several times the capacity, several passes and threads, CPU
  * writes between passes, against a shadow), the capacity never exceeded
- * (high-water mark), the LRU keeping a hot set resident, -EFAULT for pages
+ * (high-water mark), CPU reads racing with device updates, the LRU
+ * keeping a hot set resident, -EFAULT for pages
  * the CPU unmapped (before and during a run), argument checks.
  * Randomised parts print their seed (HMMU_SEED replays).
  */
 #define _GNU_SOURCE
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -250,6 +252,83 @@ static void test_eviction_tight(void **state)
 	eviction_case(HMMU_MEMORY_DEVICE_PRIVATE, 256, 20, 4);
 }
 
+/* The CPU side of the race test: read random pages while the device works. */
+struct cpu_reader {
+	struct hmmu_mm *mm;
+	unsigned long base, n;
+	const uint32_t *shadow;
+	uint32_t delta;
+	uint64_t rng;
+	atomic_bool stop;
+	atomic_long reads, torn;
+};
+
+/* Each page read is the shadow plus 0 or plus delta, the same for every word: never half old, half new. */
+static void *cpu_reader_run(void *arg)
+{
+	struct cpu_reader *r = arg;
+	uint32_t buf[WORDS];
+
+	while (!atomic_load(&r->stop)) {
+		unsigned long pg = hmmu_test_rand(&r->rng) % r->n;
+		uint32_t diff;
+
+		if (hmmu_access(r->mm, r->base + pg * PAGE, buf, PAGE, HMMU_ACCESS_READ)) {
+			atomic_fetch_add(&r->torn, 1);
+			continue;
+		}
+		diff = buf[0] - r->shadow[pg * WORDS];
+		for (unsigned long w = 0; w < WORDS; w++)
+			if (buf[w] - r->shadow[pg * WORDS + w] != diff || (diff && diff != r->delta)) {
+				atomic_fetch_add(&r->torn, 1);
+				break;
+			}
+		atomic_fetch_add(&r->reads, 1);
+	}
+	return NULL;
+}
+
+/*
+ * The CPU reads pages (taking device pages home) while two workers update
+ * them in place under a capacity a quarter of the data: every page the
+ * CPU sees is whole, the kernel never loads stale data, and the result is
+ * exact.
+ */
+static void test_cpu_device_race(void **state)
+{
+	const unsigned long n = 256;
+	struct hmmu_mm *mm = hmmu_test_mm();
+	unsigned long base = hmmu_test_map(mm, n * PAGE, RW);
+	uint32_t *shadow = malloc(n * PAGE), *got = malloc(n * PAGE);
+	struct hmmu_dmirror_exec_config cfg = { .nthreads = 2, .batch = 8, .unit = 2 };
+	struct add_args a = { .in = base, .out = base };
+	struct cpu_reader r = { .mm = mm, .base = base, .n = n, .rng = hmmu_test_seed() + 1 };
+	pthread_t t;
+
+	open_dev(mm, HMMU_MEMORY_DEVICE_PRIVATE, n / 4);
+	cpu_fill(mm, base, n, shadow);
+	a.shadow = r.shadow = shadow;
+	for (uint32_t pass = 1; pass <= 4; pass++) {
+		a.delta = r.delta = pass;
+		atomic_store(&r.stop, false);
+		assert_int_equal(pthread_create(&t, NULL, cpu_reader_run, &r), 0);
+		assert_int_equal(run_add(&cfg, &a, n), 0);
+		atomic_store(&r.stop, true);
+		pthread_join(t, NULL);
+		assert_int_equal(atomic_load(&a.mismatches), 0);
+		assert_int_equal(atomic_load(&r.torn), 0);
+		for (unsigned long i = 0; i < n * WORDS; i++)
+			shadow[i] += pass;
+	}
+	assert_true(atomic_load(&r.reads) > 0);
+	assert_true(dstats().pages_high_water <= n / 4);
+	get_bytes(mm, base, got, n * PAGE);
+	assert_memory_equal(got, shadow, n * PAGE);
+	close_dev();
+	free(shadow);
+	free(got);
+}
+
 /* Migrations outside the engine respect the capacity too: what does not fit stays in system memory. */
 static void test_capacity_commands(void **state)
 {
@@ -463,6 +542,7 @@ int main(void)
 		EX_TEST(test_eviction_private),
 		EX_TEST(test_eviction_coherent),
 		EX_TEST(test_eviction_tight),
+		EX_TEST(test_cpu_device_race),
 		EX_TEST(test_capacity_commands),
 		EX_TEST(test_lru_hot_set),
 		EX_TEST(test_unmapped_efault),
