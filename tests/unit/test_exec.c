@@ -289,6 +289,30 @@ static void *cpu_reader_run(void *arg)
 }
 
 /*
+ * The race kernel: the unit at `mid` waits (bounded) until the reader has
+ * read 32 pages since the pass began, so CPU reads and device work
+ * overlap whatever the scheduling; the other worker goes on meanwhile.
+ */
+struct race_args {
+	struct add_args add;
+	struct cpu_reader *r;
+	unsigned long mid;
+	long start;			/* the reader's count when the pass began */
+};
+
+static int race_kernel(struct hmmu_dmirror_ctx *ctx, unsigned long addr, unsigned long npages, void *arg)
+{
+	struct race_args *ra = arg;
+
+	for (long waited = 0; addr == ra->mid && atomic_load(&ra->r->reads) < ra->start + 32; waited++) {
+		if (waited == WAIT_LIMIT_MS)
+			return -ETIMEDOUT;
+		sleep_ms(1);
+	}
+	return add_kernel(ctx, addr, npages, &ra->add);
+}
+
+/*
  * The CPU reads pages (taking device pages home) while two workers update
  * them in place under a capacity a quarter of the data: every page the
  * CPU sees is whole, the kernel never loads stale data, and the result is
@@ -301,26 +325,26 @@ static void test_cpu_device_race(void **state)
 	unsigned long base = hmmu_test_map(mm, n * PAGE, RW);
 	uint32_t *shadow = malloc(n * PAGE), *got = malloc(n * PAGE);
 	struct hmmu_dmirror_exec_config cfg = { .nthreads = 2, .batch = 8, .unit = 2 };
-	struct add_args a = { .in = base, .out = base };
 	struct cpu_reader r = { .mm = mm, .base = base, .n = n, .rng = hmmu_test_seed() + 1 };
+	struct race_args ra = { .add = { .in = base, .out = base }, .r = &r, .mid = base + n / 2 * PAGE };
 	pthread_t t;
 
 	open_dev(mm, HMMU_MEMORY_DEVICE_PRIVATE, n / 4);
 	cpu_fill(mm, base, n, shadow);
-	a.shadow = r.shadow = shadow;
+	ra.add.shadow = r.shadow = shadow;
 	for (uint32_t pass = 1; pass <= 4; pass++) {
-		a.delta = r.delta = pass;
+		ra.add.delta = r.delta = pass;
+		ra.start = atomic_load(&r.reads);
 		atomic_store(&r.stop, false);
 		assert_int_equal(pthread_create(&t, NULL, cpu_reader_run, &r), 0);
-		assert_int_equal(run_add(&cfg, &a, n), 0);
+		assert_int_equal(hmmu_dmirror_exec(mir, &cfg, race_kernel, &ra, base, n), 0);
 		atomic_store(&r.stop, true);
 		pthread_join(t, NULL);
-		assert_int_equal(atomic_load(&a.mismatches), 0);
+		assert_int_equal(atomic_load(&ra.add.mismatches), 0);
 		assert_int_equal(atomic_load(&r.torn), 0);
 		for (unsigned long i = 0; i < n * WORDS; i++)
 			shadow[i] += pass;
 	}
-	assert_true(atomic_load(&r.reads) > 0);
 	assert_true(dstats().pages_high_water <= n / 4);
 	get_bytes(mm, base, got, n * PAGE);
 	assert_memory_equal(got, shadow, n * PAGE);
@@ -379,12 +403,12 @@ static void test_lru_hot_set(void **state)
 {
 	const unsigned long nhot = 32, nstream = 1024, batch = 16;
 	struct hmmu_mm *mm = hmmu_test_mm();
-	struct hot_args h = { .hot = hmmu_test_map(mm, nhot * PAGE, RW), .nhot = nhot };
-	unsigned long stream = hmmu_test_map(mm, nstream * PAGE, RW), faults;
+	/* Both window aligned, so a window is exactly 16 pages of one of them. */
+	struct hot_args h = { .hot = hmmu_test_map_at(mm, 256 * MiB, nhot * PAGE, RW, MAP_FIXED), .nhot = nhot };
+	unsigned long stream = hmmu_test_map_at(mm, 512 * MiB, nstream * PAGE, RW, MAP_FIXED), faults;
 	struct hmmu_dmirror_exec_config cfg = { .nthreads = 1, .batch = batch };
 	uint32_t *shadow = malloc(nstream * PAGE);
 
-	assert_int_equal(stream % (batch * PAGE), 0);
 	open_dev(mm, HMMU_MEMORY_DEVICE_PRIVATE, 128);
 	cpu_fill(mm, h.hot, nhot, shadow);
 	cpu_fill(mm, stream, nstream, shadow);
