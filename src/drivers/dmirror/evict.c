@@ -41,8 +41,11 @@ static unsigned long dmirror_evict_batch(unsigned long pfn, unsigned long n, uns
 	unsigned long moved = 0;
 
 	memset(dst, 0, n * sizeof(*dst));
-	if (hmmu_migrate_device_range(src, pfn, n))
+	hmmu_trace_begin(HMMU_TRACE_EVICT, pfn, pfn + n, n);
+	if (hmmu_migrate_device_range(src, pfn, n)) {
+		hmmu_trace_end(HMMU_TRACE_EVICT, pfn, pfn + n, 0);
 		return 0;
+	}
 	for (unsigned long i = 0; i < n; i++) {
 		struct hmmu_page *spage = hmmu_migrate_pfn_to_page(src[i]), *dpage;
 
@@ -57,6 +60,7 @@ static unsigned long dmirror_evict_batch(unsigned long pfn, unsigned long n, uns
 	for (unsigned long i = 0; i < n; i++)
 		moved += dst[i] && (src[i] & HMMU_MIGRATE_PFN_MIGRATE);
 	hmmu_migrate_device_finalize(src, dst, n);
+	hmmu_trace_end(HMMU_TRACE_EVICT, pfn, pfn + n, moved);
 	return moved;
 }
 
