@@ -314,7 +314,7 @@ static void hmmu_trace_put(struct hmmu_trace_out *o, const struct hmmu_trace_rin
 		(unsigned long long)(rel / 1000), (unsigned int)(rel % 1000), o->pid, r->tid);
 	o->first = false;
 	if (closing)
-		fprintf(o->f, "\"open_at_stop\":true}}");
+		fprintf(o->f, "\"closed_at_stop\":true}}");
 	else if (e->phase == HMMU_TRACE_END)
 		fprintf(o->f, "\"done\":%u}}", e->npages);
 	else
