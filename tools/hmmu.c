@@ -50,6 +50,7 @@ static void hmmu_trace_finish(void)
 
 	if (!err)
 		err = hmmu_trace_write(hmmu_trace_file);
+	hmmu_trace_discard();
 	if (fclose(hmmu_trace_file) && !err)
 		err = -EIO;
 	if (err)
