@@ -147,6 +147,12 @@ def main():
     check_summary(path, sp)
     _, trace = record(["demo", "--size", "16"], "demo.json")
     check_counts(trace, spans(trace), coherent_moves_possible=True)
+    path = os.path.join(WORK, "idle.json")
+    run(["stat", "--no-workload", "--trace=" + path])
+    with open(path) as f:
+        trace = json.load(f)
+    check(not spans(trace) and trace["otherData"]["hmmu_stat"]["fault"] == 0, "hmmu stat --no-workload traced work")
+    check("needs a FILE" in run(["stat", "--trace"], expect=2).stderr, "--trace without FILE accepted")
     check_summary_inputs()
     print("trace files, counts and trace-summary: ok")
 
