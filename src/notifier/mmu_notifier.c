@@ -343,7 +343,7 @@ int hmmu_notifier_invalidate_range_start_nonblock(struct hmmu_notifier_range *ra
 	return ret;
 }
 
-static void hmmu_invalidate_end(struct hmmu_notifier_range *range, bool only_end)
+static void hmmu_invalidate_end_subs(struct hmmu_notifier_range *range, bool only_end)
 {
 	struct hmmu_notifier_subscriptions *subs = hmmu_mm_subscriptions(range->mm);
 	struct hmmu_notifier *sub;
@@ -364,16 +364,21 @@ static void hmmu_invalidate_end(struct hmmu_notifier_range *range, bool only_end
 	hmmu_rcu_read_unlock();
 }
 
+/* The subscribers' ends, then the end of the invalidation's trace span. */
+static void hmmu_invalidate_end(struct hmmu_notifier_range *range, bool only_end)
+{
+	hmmu_invalidate_end_subs(range, only_end);
+	hmmu_trace(HMMU_TRACE_INVALIDATE, HMMU_TRACE_END, range->start, range->end, 0, range->event);
+}
+
 void hmmu_notifier_invalidate_range_end(struct hmmu_notifier_range *range)
 {
 	hmmu_invalidate_end(range, false);
-	hmmu_trace(HMMU_TRACE_INVALIDATE, HMMU_TRACE_END, range->start, range->end, 0, range->event);
 }
 
 void hmmu_notifier_invalidate_range_only_end(struct hmmu_notifier_range *range)
 {
 	hmmu_invalidate_end(range, true);
-	hmmu_trace(HMMU_TRACE_INVALIDATE, HMMU_TRACE_END, range->start, range->end, 0, range->event);
 }
 
 void hmmu_notifier_invalidate_range(struct hmmu_mm *mm, unsigned long start, unsigned long end)
