@@ -39,9 +39,18 @@ def record(args, name):
     path = os.path.join(WORK, name)
     if os.path.exists(path):
         os.remove(path)
-    run(args[:1] + ["--trace", path] + args[1:] if args[0] == "stat" else ["--trace", path] + args)
+    out = run(args[:1] + ["--trace", path] + args[1:] if args[0] == "stat" else ["--trace", path] + args).stdout
     with open(path) as f:
-        return path, json.load(f)
+        return path, json.load(f), out
+
+
+def demo_device_faults(out):
+    """The demo's device table: the sum of its faults column."""
+    lines = out.splitlines()
+    i = next(i for i, l in enumerate(lines) if l.split()[:2] == ["device", "faults"])
+    rows = [l.split() for l in lines[i + 1:] if l.split() and l.split()[0].isdigit()]
+    check(rows, f"no device rows in the demo's output:\n{out}")
+    return sum(int(r[1]) for r in rows)
 
 
 def spans(trace):
@@ -138,15 +147,17 @@ def check_summary_inputs():
 
 def main():
     os.makedirs(WORK, exist_ok=True)
-    path, trace = record(["stat"], "stat.json")
+    path, trace, _ = record(["stat"], "stat.json")
     sp = spans(trace)
     count, succeeded = check_counts(trace, sp, coherent_moves_possible=False)
     for name in ("device_fault", "evict", "migrate_setup"):
         check(count[name] > 0, f"no {name} span in hmmu stat's trace")
     check(succeeded > 0, "hmmu stat migrated nothing")
     check_summary(path, sp)
-    _, trace = record(["demo", "--size", "16"], "demo.json")
-    check_counts(trace, spans(trace), coherent_moves_possible=True)
+    _, trace, out = record(["demo", "--size", "16"], "demo.json")
+    count, _ = check_counts(trace, spans(trace), coherent_moves_possible=True)
+    check(count["device_fault"] == demo_device_faults(out),
+          f"device_fault spans {count['device_fault']}, the demo counted {demo_device_faults(out)}")
     path = os.path.join(WORK, "idle.json")
     run(["stat", "--no-workload", "--trace=" + path])
     with open(path) as f:

@@ -41,7 +41,11 @@ static int dmirror_access(struct hmmu_dmirror *mirror, unsigned long addr, unsig
 		*cpages = done;
 		if (done == npages)
 			return 0;
+		hmmu_trace_begin(HMMU_TRACE_DEVICE_FAULT, addr + done * DMIRROR_PAGE, addr + npages * DMIRROR_PAGE,
+				 npages - done);
 		ret = hmmu_dmirror_fault(mirror, addr + done * DMIRROR_PAGE, addr + npages * DMIRROR_PAGE, write);
+		hmmu_trace_end(HMMU_TRACE_DEVICE_FAULT, addr + done * DMIRROR_PAGE, addr + npages * DMIRROR_PAGE,
+			       ret ? 0 : npages - done);
 		if (ret)
 			return ret;
 		(*faults)++;

@@ -224,10 +224,12 @@ static int dmirror_exec_fault(struct dmirror_exec *x, unsigned long addr, bool w
 	atomic_fetch_add_explicit(&x->mirror->mdevice->lru_clock, 1, memory_order_relaxed);
 	if (!hmmu_mmget_not_zero(mm))
 		return -EFAULT;
+	hmmu_trace_begin(HMMU_TRACE_DEVICE_FAULT, addr, addr + DMIRROR_PAGE, 1);
 	if (x->policy == HMMU_DMIRROR_POLICY_MIGRATE)
 		ret = dmirror_exec_migrate(x, addr);
 	if (!ret && (x->policy == HMMU_DMIRROR_POLICY_REMOTE || !dmirror_exec_copy(x->mirror, addr, NULL, 0, write)))
 		ret = dmirror_exec_remote(x, addr, write, x->policy == HMMU_DMIRROR_POLICY_REMOTE ? x->batch : 1);
+	hmmu_trace_end(HMMU_TRACE_DEVICE_FAULT, addr, addr + DMIRROR_PAGE, !ret);
 	hmmu_mmput(mm);
 	return ret;
 }

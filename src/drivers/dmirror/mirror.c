@@ -267,7 +267,6 @@ int hmmu_dmirror_fault(struct hmmu_dmirror *mirror, unsigned long start, unsigne
 
 	if (!hmmu_mmget_not_zero(dmirror_mm(mirror)))
 		return -EFAULT;
-	hmmu_trace_begin(HMMU_TRACE_DEVICE_FAULT, start, end, (end - start) >> HMMU_PAGE_SHIFT);
 	for (unsigned long addr = start; addr < end && !ret; addr = range.end) {
 		range.start = addr;
 		range.end = end - addr > DMIRROR_BATCH * DMIRROR_PAGE ? addr + DMIRROR_BATCH * DMIRROR_PAGE : end;
@@ -277,7 +276,6 @@ int hmmu_dmirror_fault(struct hmmu_dmirror *mirror, unsigned long start, unsigne
 		ret = dmirror_fault_store(mirror, &range, write);
 		pthread_mutex_unlock(&mirror->mutex);
 	}
-	hmmu_trace_end(HMMU_TRACE_DEVICE_FAULT, start, end, ret ? 0 : (end - start) >> HMMU_PAGE_SHIFT);
 	hmmu_mmput(dmirror_mm(mirror));
 	return ret;
 }
