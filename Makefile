@@ -52,9 +52,9 @@ install: build
 
 bench: deps
 	cmake -S . -B $(BENCH_BUILD) -DCMAKE_BUILD_TYPE=Release -DHMMU_DEBUG=OFF
-	cmake --build $(BENCH_BUILD) -j $(JOBS) --target hmmu-bench
+	cmake --build $(BENCH_BUILD) -j $(JOBS) --target hmmu_tool
 	mkdir -p build
-	./$(BENCH_BUILD)/bench/hmmu-bench --json build/bench.json
+	./$(BENCH_BUILD)/tools/hmmu bench --json build/bench.json
 
 clean:
 	rm -rf build build-* 

@@ -16,6 +16,7 @@
 #include <hmmu/migrate.h>
 #include <hmmu/stat.h>
 #include <hmmu/fault_inject.h>
+#include <hmmu/trace.h>
 
 #ifdef __cplusplus
 extern "C" {
