@@ -151,8 +151,9 @@ HMMU_EXPORT int __hmmu_notifier_register(struct hmmu_notifier *sub, struct hmmu_
  * hmmu_notifier_unregister() - end a subscription made with register.  If
  * it is still linked, ops->release runs first.  Waits until no callback of
  * any subscriber is running; after return none of @sub's callbacks runs
- * again.  Drops the structure reference on @mm.  Must not be called from a
- * callback.
+ * again.  Drops the structure reference on @mm and clears sub->mm.  Must
+ * not be called from a callback.  A @sub not registered on @mm (NULL, never
+ * registered, or unregistered already) is left alone: nothing happens.
  */
 HMMU_EXPORT void hmmu_notifier_unregister(struct hmmu_notifier *sub, struct hmmu_mm *mm);
 

@@ -114,7 +114,8 @@ void hmmu_notifier_unregister(struct hmmu_notifier *sub, struct hmmu_mm *mm)
 {
 	struct hmmu_notifier_subscriptions *subs = mm ? hmmu_mm_subscriptions(mm) : NULL;
 
-	if (!sub || !subs)
+	/* Not registered on @mm (never, or unregistered already): nothing to drop. */
+	if (!sub || !subs || sub->mm != mm)
 		return;
 	if (hmmu_notifier_linked(subs, sub)) {
 		/* Still linked: teardown has not released it, so we do.  A
@@ -127,6 +128,7 @@ void hmmu_notifier_unregister(struct hmmu_notifier *sub, struct hmmu_mm *mm)
 	}
 	/* No callback of any subscriber is still running after this. */
 	hmmu_synchronize_rcu();
+	sub->mm = NULL;
 	hmmu_mmdrop(mm);
 }
 

@@ -139,6 +139,13 @@ static void test_register_unregister(void **state)
 	assert_int_equal(hmmu_mprotect(mm, a + PAGE, PAGE, PROT_READ), 0);
 	assert_int_equal(hmmu_munmap(mm, a, 8 * PAGE), 0);
 	nr_expect_count(4);
+	/* A second unregister, or one naming another mm, changes nothing. */
+	assert_null(s.n.mm);
+	hmmu_notifier_unregister(&s.n, mm);
+	hmmu_notifier_unregister(NULL, mm);
+	hmmu_notifier_unregister(&s.n, NULL);
+	nr_expect_count(4);
+	assert_int_equal(mm_count(mm), 1);
 }
 
 /* ------------------------------------------------------------------ */
