@@ -85,6 +85,7 @@ static struct fz_dev fz_dev;
 static int fz_dev_owner;		/* its pagemap owner's address */
 static struct fz_space fz_sp[2];
 static long fz_free_base;
+static bool fz_trace;
 
 /* The input being decoded. */
 static const uint8_t *fz_in;
@@ -719,12 +720,8 @@ static void fz_op_mremap(struct fz_space *s)
 		ret = hmmu_mremap(s->mm, fz_addr(idx), n * FZ_PAGE, new_n * FZ_PAGE, MREMAP_MAYMOVE | MREMAP_FIXED,
 				  fz_addr(to));
 		FZ_CHECK(ret == (one ? (long)fz_addr(to) : -EFAULT), "mremap fixed returned %ld", ret);
-		if (!one) {
-			/* The destination was unmapped before the move failed. */
-			for (unsigned long i = to; i < to + new_n; i++)
-				fz_page_clear(&s->pg[i]);
-			return;
-		}
+		if (!one)
+			return;	/* checked before the destination is unmapped (docs/deviations.md) */
 		break;
 	default:
 		ret = hmmu_mremap(s->mm, fz_addr(idx), n * FZ_PAGE, new_n * FZ_PAGE, MREMAP_MAYMOVE, 0);
@@ -1167,6 +1164,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	struct hmmu_config cfg = { .ram_size = 64UL << 20, .retry_timeout_ms = 200 };
 	struct hmmu_dmirror_device_config dcfg = { .chunk_size = 2UL << 20, .max_chunks = 4 };
 
+	fz_trace = getenv("FUZZ_TRACE") && atoi(getenv("FUZZ_TRACE"));
 	FZ_CHECK(hmmu_init(&cfg) == 0, "hmmu_init");
 	FZ_CHECK(hmmu_dmirror_device_create(&dcfg, &fz_mdev[0]) == 0, "private device");
 	dcfg.type = HMMU_MEMORY_DEVICE_COHERENT;
@@ -1179,6 +1177,15 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	FZ_CHECK(hmmu_memremap_pages(&fz_dev.pgmap) == 0, "memremap");
 	fz_dev.first_pfn = hmmu_pgmap_pfn_first(&fz_dev.pgmap);
 	return 0;
+}
+
+/* FUZZ_TRACE=1 in the environment: print each operation and its bytes. */
+static void fz_trace_op(size_t at)
+{
+	fprintf(stderr, "step %d: %s%s", fz_step, fz_in[at] & 0x80 && fz_sp[1].mm ? "child " : "", fz_opname);
+	for (size_t i = at + 1; i < fz_pos; i++)
+		fprintf(stderr, " %02x", fz_in[i]);
+	fputc('\n', stderr);
 }
 
 /* Run one operation on the parent or, with the top opcode bit, the child. */
@@ -1222,8 +1229,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FZ_CHECK(hmmu_mm_create(HMMU_MM_DEFAULT, &mm) == 0, "mm_create");
 	fz_space_open(&fz_sp[0], mm);
 	while (fz_pos < fz_len && fz_step < FZ_MAX_OPS) {
+		size_t at = fz_pos;
+
 		fz_step++;
 		fz_run_op(fz_u8());
+		if (fz_trace)
+			fz_trace_op(at);
 		fz_check_all();
 	}
 	fz_opname = "teardown";
