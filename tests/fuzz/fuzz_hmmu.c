@@ -1179,10 +1179,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
-/* FUZZ_TRACE=1 in the environment: print each operation and its bytes. */
-static void fz_trace_op(size_t at)
+/* FUZZ_TRACE=1 in the environment: print each operation, then its argument bytes. */
+static void fz_trace_args(size_t at)
 {
-	fprintf(stderr, "step %d: %s%s", fz_step, fz_in[at] & 0x80 && fz_sp[1].mm ? "child " : "", fz_opname);
+	fputs("  args", stderr);
 	for (size_t i = at + 1; i < fz_pos; i++)
 		fprintf(stderr, " %02x", fz_in[i]);
 	fputc('\n', stderr);
@@ -1199,6 +1199,8 @@ static void fz_run_op(unsigned int op)
 
 	op = (op & 0x7f) % 13;
 	fz_opname = names[op];
+	if (fz_trace)
+		fprintf(stderr, "step %d: %s%s\n", fz_step, s == &fz_sp[1] ? "child " : "", fz_opname);
 	switch (op) {
 	case 0: fz_op_mmap(s); break;
 	case 1: fz_op_munmap(s); break;
@@ -1234,7 +1236,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fz_step++;
 		fz_run_op(fz_u8());
 		if (fz_trace)
-			fz_trace_op(at);
+			fz_trace_args(at);
 		fz_check_all();
 	}
 	fz_opname = "teardown";
