@@ -403,9 +403,6 @@ int hmmu_mprotect(struct hmmu_mm *mm, unsigned long addr, size_t len, int prot)
 
 	if (!mm || prot & ~HMMU_PROT_MASK || addr & ~HMMU_PAGE_MASK)
 		return -EINVAL;
-	/* Past the address space or wrapping: no VMA there, -ENOMEM as in Linux. */
-	if (len && hmmu_check_range(addr, len, &(unsigned long){ 0 }))
-		return -ENOMEM;
 	return hmmu_vma_range_change_checked(mm, addr, len, &c);
 }
 
