@@ -176,7 +176,7 @@ void hmmu_migrate_commit(struct hmmu_migrate_ctl *ctl)
 
 bool hmmu_migrate_ctl_of(struct hmmu_migrate_vma *m, struct hmmu_migrate_ctl *ctl)
 {
-	if (!m || !m->src || !m->dst || !m->vma)
+	if (!m || !m->src || !m->dst || !m->vma || !m->npages)
 		return false;
 	*ctl = (struct hmmu_migrate_ctl){
 		.src = m->src, .dst = m->dst, .npages = m->npages, .vma = m->vma, .start = m->start,
@@ -205,5 +205,6 @@ int hmmu_migrate_vma_finalize(struct hmmu_migrate_vma *migrate)
 	if (!hmmu_migrate_ctl_of(migrate, &ctl))
 		return -EINVAL;
 	hmmu_migrate_remove(&ctl, false);
+	migrate->npages = 0;	/* done: a second finalize (or pages) gets -EINVAL */
 	return 0;
 }

@@ -933,13 +933,13 @@ static void fz_op_dmirror(struct fz_space *s)
 /*
  * migrate_vma by hand between system memory and the fuzzer's pagemap.
  * Variants: skip pages(), give no destination to some entries, fill empty
- * slots.
+ * slots, finalize twice.
  */
 static void fz_op_migrate(struct fz_space *s)
 {
 	static unsigned long src[16], dst[16];
 	unsigned int sel = fz_u8();
-	bool to_dev = sel & 1, skip_pages = (sel & 6) == 6, fill_empty = sel & 8;
+	bool to_dev = sel & 1, skip_pages = (sel & 6) == 6, fill_empty = sel & 8, twice = sel & 16;
 	unsigned int drop = fz_u8();
 	unsigned long idx, n;
 	struct hmmu_migrate_vma args = { .src = src, .dst = dst, .pgmap_owner = &fz_dev_owner };
@@ -982,6 +982,9 @@ static void fz_op_migrate(struct fz_space *s)
 	if (!skip_pages)
 		FZ_CHECK(hmmu_migrate_vma_pages(&args) == 0, "migrate pages");
 	FZ_CHECK(hmmu_migrate_vma_finalize(&args) == 0, "migrate finalize");
+	if (twice) /* the migration is over: invalid, changes nothing */
+		FZ_CHECK(hmmu_migrate_vma_finalize(&args) == -EINVAL && hmmu_migrate_vma_pages(&args) == -EINVAL,
+			 "second finalize");
 	hmmu_mmap_read_unlock(s->mm);
 	for (unsigned long i = idx; i < idx + n; i++)
 		s->pg[i].maybe_excl = false;	/* setup restores or migrates exclusive entries */
@@ -1125,7 +1128,7 @@ static void fz_op_invalid(struct fz_space *s)
 	case 10: ret = hmmu_munmap(mm, a, -a); break;			/* wraps */
 	case 11: ret = hmmu_mprotect(mm, a + 1, FZ_PAGE, PROT_READ); break;
 	case 12: ret = hmmu_mprotect(mm, a, FZ_PAGE, 0x100); break;
-	case 13: ret = hmmu_mprotect(mm, a, -a, PROT_READ); want = -ENOMEM; break;
+	case 13: ret = hmmu_mprotect(mm, a, -a, PROT_READ); break;	/* Linux: -ENOMEM (deviations.md) */
 	case 14: ret = hmmu_madvise(mm, a + 1, FZ_PAGE, MADV_DONTNEED); break;
 	case 15: ret = hmmu_madvise(mm, a, FZ_PAGE, 12345); break;
 	case 16: ret = hmmu_madvise(mm, a, -a, MADV_DONTNEED); break;
