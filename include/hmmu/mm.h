@@ -207,8 +207,8 @@ HMMU_EXPORT void hmmu_mmap_write_unlock(struct hmmu_mm *mm);
  *
  * Takes the mmap_lock for write.  Returns the start address (>= 0), or
  * -EINVAL (zero or overflowing length, unaligned fixed address or offset,
- * unknown prot or flag bits, neither or both of MAP_PRIVATE and
- * MAP_SHARED), -EBADF (@fd is not an open file), -EACCES (@fd lacks the
+ * unknown prot or flag bits, neither MAP_PRIVATE nor MAP_SHARED;
+ * both together are Linux's MAP_SHARED_VALIDATE, taken as MAP_SHARED), -EBADF (@fd is not an open file), -EACCES (@fd lacks the
  * access the mapping needs), -ENODEV (@fd is not a regular file),
  * -EOVERFLOW (@offset + @len overflows), -ENOMEM (no free range or out of
  * memory), -EEXIST (MAP_FIXED_NOREPLACE over a mapping), -EOPNOTSUPP
@@ -230,8 +230,9 @@ HMMU_EXPORT int hmmu_munmap(struct hmmu_mm *mm, unsigned long addr, size_t len);
  * hmmu_mprotect() - change protection of [addr, addr + len), like
  * mprotect(2), splitting and merging VMAs.  Removing write permission
  * write-protects present entries; adding it takes effect at the next write
- * fault.  Takes the mmap_lock for write.  Returns 0, -EINVAL (unaligned
- * @addr, unknown @prot bits), -ENOMEM (part of the range unmapped; VMAs
+ * fault.  @len 0 does nothing.  Takes the mmap_lock for write.  Returns 0,
+ * -EINVAL (NULL @mm, unaligned @addr, unknown @prot bits, a range that
+ * wraps or runs past HMMU_TASK_SIZE: Linux says -ENOMEM), -ENOMEM (part of the range unmapped; VMAs
  * before the hole keep their new protection, as Linux does) or -EACCES
  * (write asked of a mapping that may never be writable).
  */
