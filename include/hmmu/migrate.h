@@ -136,7 +136,10 @@ HMMU_EXPORT int hmmu_migrate_vma_pages(struct hmmu_migrate_vma *migrate);
  * of the destination (committed) or of the source (not), unlock both, drop
  * the migration's source reference and the caller's destination
  * allocation reference.  Emits no invalidation.  The fault page stays
- * locked (the fault path unlocks it).  Same locking as setup.  Sets
+ * locked (the fault path unlocks it).  A driver that gives up before
+ * pages frees its destinations and clears dst[] first: a dst entry still
+ * set for a selected source would be mapped without the source's page
+ * state (as in Linux).  Same locking as setup.  Sets
  * migrate->npages to 0: the migration is over, and a second finalize (or
  * pages) returns -EINVAL without touching anything.  Returns 0 or -EINVAL
  * (NULL migrate, vma, src or dst; npages 0: not set up, or finalized

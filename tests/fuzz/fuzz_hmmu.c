@@ -931,9 +931,27 @@ static void fz_op_dmirror(struct fz_space *s)
 }
 
 /*
+ * A driver giving up between setup and pages: it frees its destinations
+ * and clears dst[], so finalize restores every source (a dst entry left
+ * for finalize without pages would be mapped without the page's state).
+ */
+static void fz_drop_dst(struct hmmu_migrate_vma *args)
+{
+	for (unsigned long i = 0; i < args->npages; i++) {
+		struct hmmu_page *dpage = hmmu_migrate_pfn_to_page(args->dst[i]);
+
+		if (!dpage)
+			continue;
+		hmmu_unlock_page(dpage);
+		hmmu_put_page(dpage);
+		args->dst[i] = 0;
+	}
+}
+
+/*
  * migrate_vma by hand between system memory and the fuzzer's pagemap.
- * Variants: skip pages(), give no destination to some entries, fill empty
- * slots, finalize twice.
+ * Variants: give up before pages() (fz_drop_dst), give no destination to
+ * some entries, fill empty slots, finalize twice.
  */
 static void fz_op_migrate(struct fz_space *s)
 {
@@ -981,6 +999,8 @@ static void fz_op_migrate(struct fz_space *s)
 	}
 	if (!skip_pages)
 		FZ_CHECK(hmmu_migrate_vma_pages(&args) == 0, "migrate pages");
+	else
+		fz_drop_dst(&args);
 	FZ_CHECK(hmmu_migrate_vma_finalize(&args) == 0, "migrate finalize");
 	if (twice) /* the migration is over: invalid, changes nothing */
 		FZ_CHECK(hmmu_migrate_vma_finalize(&args) == -EINVAL && hmmu_migrate_vma_pages(&args) == -EINVAL,
