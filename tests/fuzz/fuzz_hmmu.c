@@ -386,6 +386,23 @@ static int fz_check_vma(const struct hmmu_vma *vma, void *arg)
 	return 0;
 }
 
+/* The raw CPU entry of window page @idx (for failure messages), or 0. */
+static unsigned long fz_pte(struct fz_space *s, unsigned long idx)
+{
+	struct hmmu_pt *pt;
+	bool huge = false;
+	hmmu_pte_t *ep, e = 0;
+
+	hmmu_mmap_read_lock(s->mm);
+	ep = hmmu_leaf_lookup_lock(s->mm, fz_addr(idx), &pt, &huge);
+	if (ep) {
+		e = hmmu_pte_read(ep);
+		hmmu_pt_unlock(pt);
+	}
+	hmmu_mmap_read_unlock(s->mm);
+	return (unsigned long)e;
+}
+
 /* The bytes of the device-private page at window page @idx, read without moving it. */
 static void fz_check_private(struct fz_space *s, unsigned long idx, struct hmmu_page *page)
 {
@@ -420,7 +437,8 @@ static bool fz_check_entry(struct fz_space *s, unsigned long idx, unsigned long 
 	if (!(pfn & HMMU_PFN_VALID)) {
 		/* Empty, device-exclusive or another owner's device page. */
 		FZ_CHECK(!last_pass || p->maybe_excl || fz_page_is_zero(p),
-			 "page %#lx: nothing mapped but the shadow holds data", fz_addr(idx));
+			 "page %#lx: nothing mapped but the shadow holds data (entry %#lx)", fz_addr(idx),
+			 fz_pte(s, idx));
 		return !fz_page_is_zero(p);
 	}
 	FZ_CHECK(!(pfn & HMMU_PFN_WRITE) || (p->prot & PROT_WRITE), "page %#lx: writable entry in a read-only VMA",
@@ -435,8 +453,12 @@ static bool fz_check_entry(struct fz_space *s, unsigned long idx, unsigned long 
 	return false;
 }
 
-/* Snapshot the window with @owner's device pages reported; check entries. */
-static bool fz_check_pass(struct fz_space *s, unsigned long *pfns, void *owner, bool last_pass)
+/*
+ * Snapshot the window with @owner's device pages reported; check the
+ * entries @pending marks (all on the first pass), and mark those the
+ * second pass must resolve.  Returns whether there are any.
+ */
+static bool fz_check_pass(struct fz_space *s, unsigned long *pfns, bool *pending, void *owner, bool last_pass)
 {
 	struct hmmu_range range = {
 		.notifier = &s->walk.sub, .start = FZ_BASE, .end = FZ_END, .hmm_pfns = pfns,
@@ -453,8 +475,12 @@ static bool fz_check_pass(struct fz_space *s, unsigned long *pfns, void *owner, 
 		hmmu_mmap_read_unlock(s->mm);
 	} while (ret == -EBUSY);
 	FZ_CHECK(ret == 0, "snapshot range_fault: %d", ret);
-	for (unsigned long i = 0; i < FZ_NPAGES; i++)
-		again |= fz_check_entry(s, i, pfns[i], last_pass);
+	for (unsigned long i = 0; i < FZ_NPAGES; i++) {
+		if (last_pass && !pending[i])
+			continue;
+		pending[i] = fz_check_entry(s, i, pfns[i], last_pass);
+		again |= pending[i];
+	}
 	return again;
 }
 
@@ -462,14 +488,15 @@ static bool fz_check_pass(struct fz_space *s, unsigned long *pfns, void *owner, 
 static void fz_check_space(struct fz_space *s)
 {
 	static unsigned long pfns[FZ_NPAGES];
+	static bool pending[FZ_NPAGES];
 	struct fz_vma_walk w = { .s = s };
 
 	FZ_CHECK(hmmu_pt_validate(s->mm) == 0, "page tables invalid");
 	FZ_CHECK(hmmu_mm_for_each_vma(s->mm, fz_check_vma, &w) == 0, "VMA walk");
 	for (unsigned long i = w.next; i < FZ_NPAGES; i++)
 		FZ_CHECK(!s->pg[i].mapped, "page %#lx mapped in the shadow, no VMA", fz_addr(i));
-	if (fz_check_pass(s, pfns, hmmu_dmirror_device_owner(fz_mdev[0]), false))
-		fz_check_pass(s, pfns, &fz_dev_owner, true);
+	if (fz_check_pass(s, pfns, pending, hmmu_dmirror_device_owner(fz_mdev[0]), false))
+		fz_check_pass(s, pfns, pending, &fz_dev_owner, true);
 }
 
 static void fz_check_all(void)
