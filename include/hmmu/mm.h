@@ -163,6 +163,7 @@ HMMU_EXPORT int hmmu_mm_create(unsigned int flags, struct hmmu_mm **mmp);
  * hmmu_mmget_not_zero() - take one unless the last was dropped; true on success.
  * hmmu_mmput() - drop one; the last tears down every mapping and frees every
  * page and page table, then drops the structure reference users share.
+ * A NULL @mm is ignored (get_not_zero returns false).
  */
 HMMU_EXPORT void hmmu_mmget(struct hmmu_mm *mm);
 HMMU_EXPORT bool hmmu_mmget_not_zero(struct hmmu_mm *mm);
@@ -171,6 +172,7 @@ HMMU_EXPORT void hmmu_mmput(struct hmmu_mm *mm);
 /**
  * hmmu_mmgrab() - take a structure reference (the struct stays valid, the
  * address space may be dead).  hmmu_mmdrop() - drop it; the last frees it.
+ * A NULL @mm is ignored.
  */
 HMMU_EXPORT void hmmu_mmgrab(struct hmmu_mm *mm);
 HMMU_EXPORT void hmmu_mmdrop(struct hmmu_mm *mm);
@@ -365,7 +367,7 @@ HMMU_EXPORT int hmmu_remap_pfn_range(struct hmmu_vma *vma, unsigned long addr, u
 /**
  * hmmu_find_vma() - the first VMA with vm_end > @addr, or NULL.
  * hmmu_vma_lookup() - the VMA containing @addr, or NULL.
- * The caller holds the mmap_lock (read or write).
+ * The caller holds the mmap_lock (read or write).  A NULL @mm has no VMA.
  */
 HMMU_EXPORT struct hmmu_vma *hmmu_find_vma(struct hmmu_mm *mm, unsigned long addr);
 HMMU_EXPORT struct hmmu_vma *hmmu_vma_lookup(struct hmmu_mm *mm, unsigned long addr);
@@ -379,7 +381,8 @@ HMMU_EXPORT struct hmmu_vma *hmmu_vma_lookup(struct hmmu_mm *mm, unsigned long a
  * page; a write maps a new zeroed page, replaces the zero page, copies a
  * shared page or reuses an exclusive one.  Returns 0 or HMMU_VM_FAULT_*
  * bits (HMMU_VM_FAULT_OOM when no page could be allocated,
- * HMMU_VM_FAULT_SIGSEGV for an access the VMA does not allow).
+ * HMMU_VM_FAULT_SIGSEGV for an access the VMA does not allow, a NULL @vma
+ * or an @addr outside it).
  */
 HMMU_EXPORT hmmu_vm_fault_t hmmu_handle_mm_fault(struct hmmu_vma *vma, unsigned long addr,
 						 unsigned int flags);
@@ -409,9 +412,10 @@ HMMU_EXPORT int hmmu_access(struct hmmu_mm *mm, unsigned long addr, void *buf, s
  *         reference with hmmu_put_page().
  *
  * The caller holds the mmap_lock for read.  Returns the number of pages
- * referenced (fewer than asked if a later page fails), or, when the first
- * page fails, -EFAULT (no VMA, access not allowed, PFNMAP/IO VMA), -ENOMEM,
- * or -EINVAL (bad arguments).
+ * referenced (fewer than asked if a later page fails; 0 for @nr_pages 0),
+ * or, when the first page fails, -EFAULT (no VMA, access not allowed, PFNMAP/IO VMA), -ENOMEM,
+ * or -EINVAL (NULL @mm or @pages, unaligned @start, unknown flags, a range
+ * wrapping or past HMMU_TASK_SIZE).
  */
 HMMU_EXPORT long hmmu_get_user_pages_remote(struct hmmu_mm *mm, unsigned long start,
 					    unsigned long nr_pages, unsigned int gup_flags,
@@ -424,13 +428,15 @@ HMMU_EXPORT long hmmu_get_user_pages_remote(struct hmmu_mm *mm, unsigned long st
 HMMU_EXPORT long hmmu_pin_user_pages_remote(struct hmmu_mm *mm, unsigned long start,
 					    unsigned long nr_pages, unsigned int gup_flags,
 					    struct hmmu_page **pages);
+/* Drop one FOLL_PIN reference per page; NULL pages (or a NULL array) are skipped. */
 HMMU_EXPORT void hmmu_unpin_user_page(struct hmmu_page *page);
 HMMU_EXPORT void hmmu_unpin_user_pages(struct hmmu_page **pages, unsigned long npages);
 
 /**
  * hmmu_alloc_page_vma() - a destination frame for the page at @addr of @vma
  * (faults, migration back to RAM).  Not zeroed; refcount 1.  Returns NULL
- * when memory is exhausted.  Callers hold the mmap_lock.
+ * when memory is exhausted, or @vma is NULL or does not contain @addr.
+ * Callers hold the mmap_lock.
  */
 HMMU_EXPORT struct hmmu_page *hmmu_alloc_page_vma(struct hmmu_vma *vma, unsigned long addr);
 
@@ -450,13 +456,14 @@ struct hmmu_mm_stats {
 
 /**
  * hmmu_mm_get_stats() - count what @mm maps (walks its page tables under
- * the mmap_lock for read).  Returns 0 or -EINVAL.
+ * the mmap_lock for read).  Returns 0 or -EINVAL (NULL argument).
  */
 HMMU_EXPORT int hmmu_mm_get_stats(struct hmmu_mm *mm, struct hmmu_mm_stats *stats);
 
 /**
  * hmmu_mm_for_each_vma() - call @fn for each VMA in address order under the
  * mmap_lock for read; stops at the first nonzero return and returns it.
+ * -EINVAL for a NULL @mm or @fn.
  */
 HMMU_EXPORT int hmmu_mm_for_each_vma(struct hmmu_mm *mm,
 				     int (*fn)(const struct hmmu_vma *vma, void *arg), void *arg);

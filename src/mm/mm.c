@@ -38,12 +38,14 @@ int hmmu_mm_create(unsigned int flags, struct hmmu_mm **mmp)
 
 void hmmu_mmgrab(struct hmmu_mm *mm)
 {
+	if (!mm)
+		return;
 	atomic_fetch_add_explicit(&mm->mm_count, 1, memory_order_relaxed);
 }
 
 void hmmu_mmdrop(struct hmmu_mm *mm)
 {
-	if (atomic_fetch_sub_explicit(&mm->mm_count, 1, memory_order_acq_rel) != 1)
+	if (!mm || atomic_fetch_sub_explicit(&mm->mm_count, 1, memory_order_acq_rel) != 1)
 		return;
 	hmmu_notifier_subscriptions_destroy(mm);
 	pthread_rwlock_destroy(&mm->mmap_lock);
@@ -53,14 +55,17 @@ void hmmu_mmdrop(struct hmmu_mm *mm)
 
 void hmmu_mmget(struct hmmu_mm *mm)
 {
-	int old = atomic_fetch_add_explicit(&mm->mm_users, 1, memory_order_relaxed);
+	int old;
 
+	if (!mm)
+		return;
+	old = atomic_fetch_add_explicit(&mm->mm_users, 1, memory_order_relaxed);
 	HMMU_BUG_ON(old <= 0);
 }
 
 bool hmmu_mmget_not_zero(struct hmmu_mm *mm)
 {
-	int old = atomic_load_explicit(&mm->mm_users, memory_order_relaxed);
+	int old = mm ? atomic_load_explicit(&mm->mm_users, memory_order_relaxed) : 0;
 
 	do {
 		if (old == 0)
@@ -102,7 +107,7 @@ static void hmmu_exit_mmap(struct hmmu_mm *mm)
 
 void hmmu_mmput(struct hmmu_mm *mm)
 {
-	if (atomic_fetch_sub_explicit(&mm->mm_users, 1, memory_order_acq_rel) != 1)
+	if (!mm || atomic_fetch_sub_explicit(&mm->mm_users, 1, memory_order_acq_rel) != 1)
 		return;
 	hmmu_exit_mmap(mm);
 	hmmu_mmdrop(mm);
