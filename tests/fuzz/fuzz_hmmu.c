@@ -914,8 +914,9 @@ static void fz_op_dmirror(struct fz_space *s)
 			ret = hmmu_dmirror_cmd(mirror, nr, &cmd);
 			if (!p->mapped || !(p->prot & PROT_READ))
 				FZ_CHECK(ret == -EFAULT, "device write to unmapped %#lx returned %d", cmd.addr, ret);
-			else if (!(p->prot & PROT_WRITE))
-				FZ_CHECK(ret == -EPERM, "device write to read-only %#lx returned %d", cmd.addr, ret);
+			else if (!(p->prot & PROT_WRITE)) /* -EFAULT: the page is the device's own, read-only */
+				FZ_CHECK(ret == -EPERM || ret == -EFAULT, "device write to read-only %#lx returned %d",
+					 cmd.addr, ret);
 			else
 				FZ_CHECK(ret == 0 || (ret == -EFAULT && p->forked),
 					 "device write to %#lx returned %d", cmd.addr, ret);
