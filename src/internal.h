@@ -984,7 +984,7 @@ struct hmmu_notifier_subscriptions {
 /* The container of @mm, or NULL (acquire: pairs with its publication). */
 static inline struct hmmu_notifier_subscriptions *hmmu_mm_subscriptions(struct hmmu_mm *mm)
 {
-	return __atomic_load_n(&mm->notifier_subscriptions, __ATOMIC_ACQUIRE);
+	return mm ? __atomic_load_n(&mm->notifier_subscriptions, __ATOMIC_ACQUIRE) : NULL;
 }
 
 /* mmu_notifier.c */

@@ -148,6 +148,78 @@ static void test_register_unregister(void **state)
 	assert_int_equal(mm_count(mm), 1);
 }
 
+static bool inv_true(struct hmmu_interval_notifier *sub, const struct hmmu_notifier_range *range,
+		     unsigned long cur_seq)
+{
+	return true;
+}
+
+/*
+ * Every call of mmu_notifier.h with each kind of bad argument its doc
+ * lists: the documented errno or result, and nothing registered or
+ * delivered (the mm's structure count unchanged).
+ */
+static void test_notifier_invalid_args(void **state)
+{
+	static const struct hmmu_interval_notifier_ops no_inv, ops = { .invalidate = inv_true };
+	static const struct hmmu_notifier_ops no_alloc;
+	struct hmmu_mm *mm = hmmu_test_mm();
+	struct hmmu_notifier n = { .ops = NULL }, *got;
+	struct hmmu_interval_notifier in = { 0 };
+	struct hmmu_notifier_range range = { 0 };
+	int count = mm_count(mm);
+
+	got = hmmu_notifier_get(&no_alloc, mm);
+	assert_true(hmmu_is_err(got) && hmmu_ptr_err(got) == -EINVAL);
+	got = hmmu_notifier_get(&nr_full_ops, NULL);
+	assert_true(hmmu_is_err(got) && hmmu_ptr_err(got) == -EINVAL);
+	got = hmmu_notifier_get(NULL, mm);
+	assert_true(hmmu_is_err(got) && hmmu_ptr_err(got) == -EINVAL);
+	const struct hmmu_arg_case cases[] = {
+		ARG_CASE(hmmu_notifier_register(NULL, mm), -EINVAL),
+		ARG_CASE(hmmu_notifier_register(&n, NULL), -EINVAL),
+		ARG_CASE(hmmu_notifier_register(&n, mm), -EINVAL),	/* no ops */
+		ARG_CASE(hmmu_interval_notifier_insert(NULL, mm, 0, PAGE, &ops), -EINVAL),
+		ARG_CASE(hmmu_interval_notifier_insert(&in, NULL, 0, PAGE, &ops), -EINVAL),
+		ARG_CASE(hmmu_interval_notifier_insert(&in, mm, 0, PAGE, NULL), -EINVAL),
+		ARG_CASE(hmmu_interval_notifier_insert(&in, mm, 0, PAGE, &no_inv), -EINVAL),
+		ARG_CASE(hmmu_interval_notifier_insert(&in, mm, 0, 0, &ops), -EOVERFLOW),
+		ARG_CASE(hmmu_interval_notifier_insert(&in, mm, ~0UL - PAGE, 2 * PAGE, &ops), -EOVERFLOW),
+		ARG_CASE(hmmu_interval_read_begin(NULL), 0),
+		ARG_CASE(hmmu_interval_read_begin(&in), 0),		/* never inserted */
+		ARG_CASE(hmmu_interval_read_retry(NULL, 1), true),
+		ARG_CASE(hmmu_interval_check_retry(NULL, 1), true),
+		ARG_CASE(hmmu_notifier_range_blockable(NULL), false),
+		ARG_CASE(hmmu_notifier_range_update_to_read_only(NULL), false),
+		ARG_CASE(hmmu_notifier_invalidate_range_start_nonblock(NULL), -EINVAL),
+		ARG_CASE(hmmu_notifier_invalidate_range_start_nonblock(&range), -EINVAL),	/* no mm */
+		ARG_CASE(hmmu_mm_age(NULL, 0, PAGE, HMMU_AGE_TEST), -EINVAL),
+		ARG_CASE(hmmu_mm_age(mm, PAGE, PAGE, HMMU_AGE_TEST), -EINVAL),
+		ARG_CASE(hmmu_mm_age(mm, 2 * PAGE, PAGE, HMMU_AGE_TEST), -EINVAL),
+		ARG_CASE(hmmu_mm_age(mm, 1, PAGE, HMMU_AGE_TEST), -EINVAL),
+		ARG_CASE(hmmu_mm_age(mm, 0, HMMU_TASK_SIZE + PAGE, HMMU_AGE_TEST), -EINVAL),
+		ARG_CASE(hmmu_mm_age(mm, 0, PAGE, 0x4), -EINVAL),
+		ARG_CASE(hmmu_mm_reap(NULL), -EINVAL),
+	};
+
+	hmmu_test_arg_cases(cases, sizeof(cases) / sizeof(cases[0]));
+	assert_null(in.mm);
+	/* The void calls take NULL, or what is not registered, as nothing to do. */
+	hmmu_notifier_unregister(&n, mm);
+	hmmu_notifier_put(NULL);
+	hmmu_interval_notifier_remove(NULL);
+	hmmu_interval_notifier_remove(&in);
+	hmmu_interval_set_seq(NULL, 1);
+	hmmu_notifier_range_init(NULL, HMMU_NOTIFY_UNMAP, 0, mm, 0, PAGE);
+	hmmu_notifier_range_init_owner(NULL, HMMU_NOTIFY_MIGRATE, 0, mm, 0, PAGE, mm);
+	hmmu_notifier_invalidate_range_start(NULL);
+	hmmu_notifier_invalidate_range_start(&range);
+	hmmu_notifier_invalidate_range_end(NULL);
+	hmmu_notifier_invalidate_range_only_end(&range);
+	hmmu_notifier_invalidate_range(NULL, 0, PAGE);
+	assert_int_equal(mm_count(mm), count);
+}
+
 /* ------------------------------------------------------------------ */
 /* Classic: wiring into the primary MMU                                */
 /* ------------------------------------------------------------------ */
@@ -1730,6 +1802,7 @@ int main(void)
 		HMMU_TEST(test_range_init),
 		HMMU_TEST(test_register_einval),
 		HMMU_TEST(test_register_unregister),
+		HMMU_TEST(test_notifier_invalid_args),
 		HMMU_TEST(test_munmap_events),
 		HMMU_TEST(test_dontneed_events),
 		HMMU_TEST(test_mprotect_events),
