@@ -561,6 +561,9 @@ int hmmu_walk_page_range_novma(struct hmmu_mm *mm, unsigned long start, unsigned
 /* Lowest address hmmu_mmap() chooses by itself. */
 #define HMMU_MMAP_MIN_ADDR 0x10000UL
 
+/* Address spaces created and not yet torn down (hmmu_exit() refuses while any is). */
+long hmmu_mm_nr_live(void);
+
 /*
  * Locking of struct hmmu_mm, outer to inner (docs/locking.md):
  *   mmap_lock -> page lock -> anon_vma->lock -> page-table lock (ptl)

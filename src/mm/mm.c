@@ -8,6 +8,14 @@
 
 #include "internal.h"
 
+/* Address spaces with users: incremented by create, decremented by the last mmput. */
+static atomic_long hmmu_live_mms;
+
+long hmmu_mm_nr_live(void)
+{
+	return atomic_load(&hmmu_live_mms);
+}
+
 int hmmu_mm_create(unsigned int flags, struct hmmu_mm **mmp)
 {
 	pthread_rwlockattr_t attr;
@@ -32,6 +40,7 @@ int hmmu_mm_create(unsigned int flags, struct hmmu_mm **mmp)
 	CDS_INIT_LIST_HEAD(&mm->vma_list);
 	atomic_init(&mm->mm_users, 1);
 	atomic_init(&mm->mm_count, 1);
+	atomic_fetch_add(&hmmu_live_mms, 1);
 	*mmp = mm;
 	return 0;
 }
@@ -110,6 +119,7 @@ void hmmu_mmput(struct hmmu_mm *mm)
 	if (!mm || atomic_fetch_sub_explicit(&mm->mm_users, 1, memory_order_acq_rel) != 1)
 		return;
 	hmmu_exit_mmap(mm);
+	atomic_fetch_sub(&hmmu_live_mms, 1);
 	hmmu_mmdrop(mm);
 }
 

@@ -1765,6 +1765,12 @@ static void test_mm_invalid_args(void **state)
 	hmmu_mmdrop(NULL);
 	hmmu_unpin_user_page(NULL);
 	hmmu_unpin_user_pages(NULL, 3);
+	/* An mm still alive keeps hmmu initialised, even one holding no page. */
+	assert_int_equal(hmmu_exit(), -EBUSY);
+	assert_int_equal(hmmu_mm_create(HMMU_MM_DEFAULT, &child), 0);
+	assert_int_equal(hmmu_munmap(mm, a, 4 * PAGE), 0);
+	assert_int_equal(hmmu_exit(), -EBUSY);
+	hmmu_mmput(child);
 }
 
 /* Users and structure references: the structure outlives the last user while grabbed. */
