@@ -788,8 +788,12 @@ static void fz_pattern(unsigned char *buf, size_t len, unsigned int seed, unsign
 		buf[i] = (unsigned char)(seed + i * (step | 1));
 }
 
-/* CPU write of up to 3 pages at any offset; stops at the first page that forbids it. */
-static void fz_op_cpu_write(struct fz_space *s)
+/*
+ * CPU write or read of up to 3 pages at any offset: it stops at the first
+ * page that forbids it (-EFAULT); the bytes before it are written, or must
+ * match the shadow.
+ */
+static void fz_op_cpu(struct fz_space *s, bool write)
 {
 	static unsigned char buf[3 * FZ_PAGE];
 	unsigned long idx = fz_u16() % FZ_NPAGES, off = fz_u16() % FZ_PAGE, len = 1 + fz_u16() % sizeof(buf);
@@ -798,39 +802,24 @@ static void fz_op_cpu_write(struct fz_space *s)
 
 	if (addr + len > FZ_END)
 		len = FZ_END - addr;
-	fz_pattern(buf, len, fz_u8(), fz_u8());
-	ret = hmmu_access(s->mm, addr, buf, len, HMMU_ACCESS_WRITE);
+	if (write)
+		fz_pattern(buf, len, fz_u8(), fz_u8());
+	else
+		memset(buf, 0xa5, len);
+	ret = hmmu_access(s->mm, addr, buf, len, write ? HMMU_ACCESS_WRITE : HMMU_ACCESS_READ);
 	end = (addr + len - 1 - FZ_BASE) / FZ_PAGE + 1;
-	stop = fz_first_denied(s, idx, end - idx, PROT_READ | PROT_WRITE);
-	FZ_CHECK(ret == (stop < end ? -EFAULT : 0), "CPU write returned %d, first denied page %lu", ret, stop);
-	for (unsigned long a = addr; a < addr + len && (a - FZ_BASE) / FZ_PAGE < stop; a++) {
-		struct fz_page *p = &s->pg[(a - FZ_BASE) / FZ_PAGE];
-
-		fz_page_bytes(p)[a % FZ_PAGE] = buf[a - addr];
-		p->maybe_excl = p->forked = false;
-	}
-}
-
-/* CPU read of up to 3 pages; the bytes before the first unreadable page must match. */
-static void fz_op_cpu_read(struct fz_space *s)
-{
-	static unsigned char buf[3 * FZ_PAGE];
-	unsigned long idx = fz_u16() % FZ_NPAGES, off = fz_u16() % FZ_PAGE, len = 1 + fz_u16() % sizeof(buf);
-	unsigned long addr = fz_addr(idx) + off, stop, end;
-	int ret;
-
-	if (addr + len > FZ_END)
-		len = FZ_END - addr;
-	memset(buf, 0xa5, len);
-	ret = hmmu_access(s->mm, addr, buf, len, HMMU_ACCESS_READ);
-	end = (addr + len - 1 - FZ_BASE) / FZ_PAGE + 1;
-	stop = fz_first_denied(s, idx, end - idx, PROT_READ);
-	FZ_CHECK(ret == (stop < end ? -EFAULT : 0), "CPU read returned %d, first denied page %lu", ret, stop);
+	stop = fz_first_denied(s, idx, end - idx, PROT_READ | (write ? PROT_WRITE : 0));
+	FZ_CHECK(ret == (stop < end ? -EFAULT : 0), "CPU access returned %d, first denied page %lu", ret, stop);
 	for (unsigned long a = addr; a < addr + len && (a - FZ_BASE) / FZ_PAGE < stop; a++) {
 		struct fz_page *p = &s->pg[(a - FZ_BASE) / FZ_PAGE];
 		unsigned char want = p->data ? p->data[a % FZ_PAGE] : 0;
 
-		FZ_CHECK(buf[a - addr] == want, "CPU read of %#lx: %#x, shadow %#x", a, buf[a - addr], want);
+		if (write) {
+			fz_page_bytes(p)[a % FZ_PAGE] = buf[a - addr];
+			p->forked = false;
+		} else {
+			FZ_CHECK(buf[a - addr] == want, "CPU read of %#lx: %#x, shadow %#x", a, buf[a - addr], want);
+		}
 		p->maybe_excl = false;
 	}
 }
@@ -1258,8 +1247,8 @@ static void fz_run_op(unsigned int op)
 	case 2: fz_op_mprotect(s); break;
 	case 3: fz_op_madvise(s); break;
 	case 4: fz_op_mremap(s); break;
-	case 5: fz_op_cpu_write(s); break;
-	case 6: fz_op_cpu_read(s); break;
+	case 5: fz_op_cpu(s, true); break;
+	case 6: fz_op_cpu(s, false); break;
 	case 7: fz_op_range_fault(s); break;
 	case 8: fz_op_dmirror(s); break;
 	case 9: fz_op_migrate(s); break;
