@@ -791,6 +791,15 @@ static void test_age_young_ops(void **state)
 	nr_expect(6, NR_TEST_YOUNG, 1, a + 3 * PAGE, a + 4 * PAGE);
 	nr_expect_count(7);
 	assert_true(hmmu_pte_young(nr_leaf(mm, a + 3 * PAGE)));
+	/* Part of a huge entry: it is aged whole, only the pages asked count (found by the fuzz target). */
+	a = nr_map_at(mm, BASE + HMMU_PMD_SIZE, HMMU_PMD_SIZE, RW);
+	assert_int_equal(hmmu_madvise(mm, a, HMMU_PMD_SIZE, MADV_HUGEPAGE), 0);
+	touch_pages(mm, a, 1);
+	assert_int_equal(stats(mm).huge_pmds, 1);
+	assert_int_equal(hmmu_mm_age(mm, a + 8 * PAGE, a + 12 * PAGE, HMMU_AGE_TEST), 4);
+	assert_int_equal(hmmu_mm_age(mm, a + 8 * PAGE, a + 12 * PAGE, HMMU_AGE_FLUSH), 4);
+	assert_int_equal(hmmu_mm_age(mm, a, a + HMMU_PMD_SIZE, HMMU_AGE_TEST), 0);
+	a = BASE;
 	/* Invalid arguments. */
 	assert_int_equal(hmmu_mm_age(NULL, a, a + PAGE, 0), -EINVAL);
 	assert_int_equal(hmmu_mm_age(mm, a + PAGE, a + PAGE, 0), -EINVAL);
