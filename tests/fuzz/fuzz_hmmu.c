@@ -37,6 +37,7 @@
 #define FZ_MAX_OPS 96			/* operations per input */
 #define FZ_DEV_PAGES 64			/* frames of the fuzzer's own pagemap */
 #define FZ_PAGE HMMU_PAGE_SIZE
+#define FZ_MAX_PINS 8			/* pages one space may hold pinned */
 
 /* What one page of the window must be. */
 struct fz_page {
@@ -69,6 +70,8 @@ struct fz_space {
 	struct fz_isub walk;		/* the snapshot's notifier, over the window */
 	struct fz_isub extra;		/* one the input inserts and removes */
 	struct fz_csub classic;		/* one the input registers and unregisters */
+	struct hmmu_page *pins[FZ_MAX_PINS];	/* FOLL_PIN references the input holds */
+	long nr_pins;
 	struct fz_page pg[FZ_NPAGES];
 };
 
@@ -537,6 +540,7 @@ static void fz_space_close(struct fz_space *s)
 {
 	fz_check_space(s);
 	fz_check_cpu(s);
+	hmmu_unpin_user_pages(s->pins, (unsigned long)s->nr_pins);
 	fz_isub_remove(&s->walk);
 	if (s->extra.live)
 		fz_isub_remove(&s->extra);
@@ -1027,6 +1031,51 @@ static void fz_op_migrate(struct fz_space *s)
 		s->pg[i].maybe_excl = false;	/* setup restores or migrates exclusive entries */
 }
 
+/*
+ * Pin up to 8 pages (FOLL_PIN, optionally WRITE and LONGTERM) and hold
+ * them, or drop the pins held.  A pinned page changes no byte, but later
+ * migrations, exclusive access and fork must cope with it.
+ */
+static void fz_op_pin(struct fz_space *s)
+{
+	unsigned int sel = fz_u8();
+	unsigned int flags = (sel & 1 ? HMMU_FOLL_WRITE : 0) | (sel & 2 ? HMMU_FOLL_LONGTERM : 0);
+	unsigned long idx, n, stop;
+	long ret, want;
+
+	fz_range(&idx, &n);
+	if (s->nr_pins) {
+		hmmu_unpin_user_pages(s->pins, (unsigned long)s->nr_pins);
+		s->nr_pins = 0;
+		return;
+	}
+	n = n > FZ_MAX_PINS ? FZ_MAX_PINS : n;
+	hmmu_mmap_read_lock(s->mm);
+	ret = hmmu_pin_user_pages_remote(s->mm, fz_addr(idx), n, flags, s->pins);
+	hmmu_mmap_read_unlock(s->mm);
+	stop = fz_first_denied(s, idx, n, PROT_READ | (flags & HMMU_FOLL_WRITE ? PROT_WRITE : 0));
+	want = stop > idx ? (long)(stop - idx) : -EFAULT;
+	FZ_CHECK(ret == want, "pin returned %ld, expected %ld", ret, want);
+	s->nr_pins = ret > 0 ? ret : 0;
+	for (unsigned long i = idx; i < stop; i++) {
+		s->pg[i].maybe_excl = false;
+		if (flags & HMMU_FOLL_WRITE)
+			s->pg[i].forked = false;
+	}
+}
+
+/* Page aging over a range: a count of young pages, never an error. */
+static void fz_op_age(struct fz_space *s)
+{
+	unsigned int sel = fz_u8();
+	unsigned long idx, n;
+	long ret;
+
+	fz_range(&idx, &n);
+	ret = hmmu_mm_age(s->mm, fz_addr(idx), fz_addr(idx + n), sel % 3);
+	FZ_CHECK(ret >= 0 && ret <= (long)n, "mm_age returned %ld for %lu pages", ret, n);
+}
+
 /* Fork the parent (a child exists at most once at a time) or end the child. */
 static void fz_op_fork(void)
 {
@@ -1233,11 +1282,11 @@ static void fz_run_op(unsigned int op)
 {
 	static const char *const names[] = {
 		"mmap", "munmap", "mprotect", "madvise", "mremap", "cpu_write", "cpu_read",
-		"range_fault", "dmirror", "migrate", "fork", "notifier", "invalid",
+		"range_fault", "dmirror", "migrate", "fork", "notifier", "invalid", "pin", "age",
 	};
 	struct fz_space *s = &fz_sp[(op & 0x80) && fz_sp[1].mm ? 1 : 0];
 
-	op = (op & 0x7f) % 13;
+	op = (op & 0x7f) % 15;
 	fz_opname = names[op];
 	if (fz_trace)
 		fprintf(stderr, "step %d: %s%s\n", fz_step, s == &fz_sp[1] ? "child " : "", fz_opname);
@@ -1254,7 +1303,9 @@ static void fz_run_op(unsigned int op)
 	case 9: fz_op_migrate(s); break;
 	case 10: fz_op_fork(); break;
 	case 11: fz_op_notifier(s); break;
-	default: fz_op_invalid(s); break;
+	case 12: fz_op_invalid(s); break;
+	case 13: fz_op_pin(s); break;
+	default: fz_op_age(s); break;
 	}
 }
 

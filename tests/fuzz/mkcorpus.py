@@ -10,7 +10,7 @@ import os
 import struct
 
 MMAP, MUNMAP, MPROTECT, MADVISE, MREMAP, CPU_WRITE, CPU_READ, RANGE_FAULT, \
-    DMIRROR, MIGRATE, FORK, NOTIFIER, INVALID = range(13)
+    DMIRROR, MIGRATE, FORK, NOTIFIER, INVALID, PIN, AGE = range(15)
 CHILD = 0x80
 RW, RO, NONE = 0, 1, 2
 DONTNEED, HUGEPAGE, NOHUGEPAGE, DONTFORK, DOFORK = range(5)
@@ -73,6 +73,10 @@ SEEDS = {
     'notifier': mmap(110, 7) + bytes([NOTIFIER, 0]) + rng(0, 0) + bytes([NOTIFIER, 2]) + rng(110, 3)
     + write(111) + bytes([MUNMAP]) + rng(110, 1) + bytes([NOTIFIER, 1 | 4]) + rng(0, 0)
     + bytes([NOTIFIER, 3 | 4]) + rng(0, 0) + bytes([NOTIFIER, 0]) + rng(0, 0),
+    'pin_age': mmap(130, 7) + write(130, 0, 4 * 4096) + bytes([PIN, 3]) + rng(130, 3) + bytes([FORK])
+    + write(131) + dmirror(D_TO_DEV, 130, 7) + bytes([MIGRATE, 1, 0]) + rng(130, 7) + dmirror(D_EXCLUSIVE, 130, 3)
+    + bytes([PIN, 0]) + rng(0, 0) + bytes([AGE, 2]) + rng(130, 7) + bytes([AGE, 0]) + rng(128, 15)
+    + bytes([PIN, 0]) + rng(129, 3) + bytes([CHILD | PIN, 1]) + rng(130, 1) + read(130, 0, 8192),
     'invalid': mmap(120, 7) + write(120) + b''.join(bytes([INVALID, k]) + rng(120, 3) for k in range(46)),
 }
 
