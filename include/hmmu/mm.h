@@ -179,7 +179,8 @@ HMMU_EXPORT void hmmu_mmdrop(struct hmmu_mm *mm);
 
 /**
  * The mmap_lock: a writer-preferring reader/writer lock.  Faults, GUP and
- * page-table walks hold it for read; VMA changes hold it for write.
+ * page-table walks hold it for read; VMA changes hold it for write.  A
+ * NULL @mm is ignored (trylock returns false).
  */
 HMMU_EXPORT void hmmu_mmap_read_lock(struct hmmu_mm *mm);
 HMMU_EXPORT bool hmmu_mmap_read_trylock(struct hmmu_mm *mm);

@@ -129,6 +129,8 @@ void hmmu_mmput(struct hmmu_mm *mm)
 
 void hmmu_mmap_read_lock(struct hmmu_mm *mm)
 {
+	if (!mm)
+		return;
 	pthread_rwlock_rdlock(&mm->mmap_lock);
 #ifdef HMMU_DEBUG
 	atomic_fetch_add_explicit(&mm->mmap_readers, 1, memory_order_relaxed);
@@ -137,7 +139,7 @@ void hmmu_mmap_read_lock(struct hmmu_mm *mm)
 
 bool hmmu_mmap_read_trylock(struct hmmu_mm *mm)
 {
-	if (pthread_rwlock_tryrdlock(&mm->mmap_lock))
+	if (!mm || pthread_rwlock_tryrdlock(&mm->mmap_lock))
 		return false;
 #ifdef HMMU_DEBUG
 	atomic_fetch_add_explicit(&mm->mmap_readers, 1, memory_order_relaxed);
@@ -147,6 +149,8 @@ bool hmmu_mmap_read_trylock(struct hmmu_mm *mm)
 
 void hmmu_mmap_read_unlock(struct hmmu_mm *mm)
 {
+	if (!mm)
+		return;
 #ifdef HMMU_DEBUG
 	atomic_fetch_sub_explicit(&mm->mmap_readers, 1, memory_order_relaxed);
 #endif
@@ -155,6 +159,8 @@ void hmmu_mmap_read_unlock(struct hmmu_mm *mm)
 
 void hmmu_mmap_write_lock(struct hmmu_mm *mm)
 {
+	if (!mm)
+		return;
 	pthread_rwlock_wrlock(&mm->mmap_lock);
 #ifdef HMMU_DEBUG
 	atomic_store_explicit(&mm->mmap_writer, 1, memory_order_relaxed);
@@ -163,6 +169,8 @@ void hmmu_mmap_write_lock(struct hmmu_mm *mm)
 
 void hmmu_mmap_write_unlock(struct hmmu_mm *mm)
 {
+	if (!mm)
+		return;
 #ifdef HMMU_DEBUG
 	atomic_store_explicit(&mm->mmap_writer, 0, memory_order_relaxed);
 #endif

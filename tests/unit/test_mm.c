@@ -1765,6 +1765,11 @@ static void test_mm_invalid_args(void **state)
 	hmmu_mmdrop(NULL);
 	hmmu_unpin_user_page(NULL);
 	hmmu_unpin_user_pages(NULL, 3);
+	hmmu_mmap_read_lock(NULL);
+	hmmu_mmap_read_unlock(NULL);
+	hmmu_mmap_write_lock(NULL);
+	hmmu_mmap_write_unlock(NULL);
+	assert_false(hmmu_mmap_read_trylock(NULL));
 	/* An mm still alive keeps hmmu initialised, even one holding no page. */
 	assert_int_equal(hmmu_exit(), -EBUSY);
 	assert_int_equal(hmmu_mm_create(HMMU_MM_DEFAULT, &child), 0);
