@@ -43,9 +43,9 @@ install: build
 
 bench: deps
 	cmake -S . -B $(BENCH_BUILD) -DCMAKE_BUILD_TYPE=Release -DHMMU_DEBUG=OFF
-	cmake --build $(BENCH_BUILD) -j $(JOBS) --target hmmu-bench
+	cmake --build $(BENCH_BUILD) -j $(JOBS) --target hmmu_tool
 	mkdir -p build
-	./$(BENCH_BUILD)/bench/hmmu-bench --json build/bench.json
+	./$(BENCH_BUILD)/tools/hmmu bench --json build/bench.json
 
 # The fuzz target: its own clang build; the committed seeds are copied into a
 # scratch corpus (build-fuzz/corpus, kept between runs) that libFuzzer grows.

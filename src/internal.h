@@ -937,8 +937,8 @@ unsigned long hmmu_migrate_unmap(struct hmmu_migrate_ctl *ctl);
  * Same context as hmmu_migrate_unmap().
  */
 void hmmu_migrate_remove(struct hmmu_migrate_ctl *ctl, bool restore);
-/* migrate.c: spec 3.6 for ctl (holes only with ctl->vma).  Same context. */
-void hmmu_migrate_commit(struct hmmu_migrate_ctl *ctl);
+/* migrate.c: spec 3.6 for ctl (holes only with ctl->vma).  Same context.  Returns the pages committed. */
+unsigned long hmmu_migrate_commit(struct hmmu_migrate_ctl *ctl);
 /* migrate.c: @m seen as a ctl (checks the mmap_lock); false if @m lacks src, dst, vma or npages. */
 bool hmmu_migrate_ctl_of(struct hmmu_migrate_vma *m, struct hmmu_migrate_ctl *ctl);
 /*

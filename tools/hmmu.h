@@ -5,5 +5,8 @@
 
 int hmmu_cmd_demo(int argc, char **argv);
 int hmmu_cmd_stat(int argc, char **argv);
+/* bench/bench.c: the benchmark scenarios. */
+int hmmu_cmd_bench(int argc, char **argv);
+int hmmu_cmd_trace_summary(int argc, char **argv);
 
 #endif

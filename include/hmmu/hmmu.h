@@ -15,6 +15,7 @@
 #include <hmmu/hmm.h>
 #include <hmmu/migrate.h>
 #include <hmmu/stat.h>
+#include <hmmu/trace.h>
 
 #ifdef __cplusplus
 extern "C" {

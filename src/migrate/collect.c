@@ -254,10 +254,12 @@ int hmmu_migrate_vma_setup(struct hmmu_migrate_vma *args)
 	if (nr < 0)
 		return (int)nr;
 	hmmu_mmap_assert_locked(args->vma->vm_mm);
+	hmmu_trace(HMMU_TRACE_MIGRATE_SETUP, HMMU_TRACE_BEGIN, args->start, args->end, (unsigned long)nr, 0);
 	memset(args->src, 0, (size_t)nr * sizeof(*args->src));
 	memset(args->dst, 0, (size_t)nr * sizeof(*args->dst));
 	hmmu_migrate_collect(args);
 	if (args->cpages && hmmu_migrate_ctl_of(args, &ctl))
 		args->cpages = hmmu_migrate_unmap(&ctl);
+	hmmu_trace(HMMU_TRACE_MIGRATE_SETUP, HMMU_TRACE_END, args->start, args->end, args->cpages, 0);
 	return 0;
 }

@@ -148,7 +148,7 @@ static void hmmu_migrate_commit_count(const unsigned long ok[2], const unsigned 
 }
 
 /* Context: see internal.h. */
-void hmmu_migrate_commit(struct hmmu_migrate_ctl *ctl)
+unsigned long hmmu_migrate_commit(struct hmmu_migrate_ctl *ctl)
 {
 	unsigned long ok[2] = { 0, 0 }, failed[2] = { 0, 0 };
 	struct hmmu_notifier_range range;
@@ -172,6 +172,7 @@ void hmmu_migrate_commit(struct hmmu_migrate_ctl *ctl)
 	if (notified)
 		hmmu_notifier_invalidate_range_only_end(&range);
 	hmmu_migrate_commit_count(ok, failed);
+	return ok[0] + ok[1];
 }
 
 bool hmmu_migrate_ctl_of(struct hmmu_migrate_vma *m, struct hmmu_migrate_ctl *ctl)
@@ -190,10 +191,14 @@ bool hmmu_migrate_ctl_of(struct hmmu_migrate_vma *m, struct hmmu_migrate_ctl *ct
 int hmmu_migrate_vma_pages(struct hmmu_migrate_vma *migrate)
 {
 	struct hmmu_migrate_ctl ctl;
+	unsigned long end, done;
 
 	if (!hmmu_migrate_ctl_of(migrate, &ctl))
 		return -EINVAL;
-	hmmu_migrate_commit(&ctl);
+	end = ctl.start + (ctl.npages << HMMU_PAGE_SHIFT);
+	hmmu_trace(HMMU_TRACE_MIGRATE_PAGES, HMMU_TRACE_BEGIN, ctl.start, end, ctl.npages, 0);
+	done = hmmu_migrate_commit(&ctl);
+	hmmu_trace(HMMU_TRACE_MIGRATE_PAGES, HMMU_TRACE_END, ctl.start, end, done, 0);
 	return 0;
 }
 
@@ -201,10 +206,14 @@ int hmmu_migrate_vma_pages(struct hmmu_migrate_vma *migrate)
 int hmmu_migrate_vma_finalize(struct hmmu_migrate_vma *migrate)
 {
 	struct hmmu_migrate_ctl ctl;
+	unsigned long end;
 
 	if (!hmmu_migrate_ctl_of(migrate, &ctl))
 		return -EINVAL;
+	end = ctl.start + (ctl.npages << HMMU_PAGE_SHIFT);
+	hmmu_trace(HMMU_TRACE_MIGRATE_FINALIZE, HMMU_TRACE_BEGIN, ctl.start, end, ctl.npages, 0);
 	hmmu_migrate_remove(&ctl, false);
 	migrate->npages = 0;	/* done: a second finalize (or pages) gets -EINVAL */
+	hmmu_trace(HMMU_TRACE_MIGRATE_FINALIZE, HMMU_TRACE_END, ctl.start, end, 0, 0);
 	return 0;
 }
