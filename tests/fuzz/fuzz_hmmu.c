@@ -891,10 +891,9 @@ static void fz_op_dmirror(struct fz_space *s)
 		ret = hmmu_dmirror_cmd(mirror, nr, &cmd);
 		stop = fz_first_denied(s, idx, n, PROT_READ);
 		FZ_CHECK(ret == (stop < idx + n ? -EFAULT : 0), "device read returned %d", ret);
-		for (unsigned long i = 0; i < n && !ret; i++) {
+		/* No maybe_excl change: the mirror holding exclusive access reads without a fault. */
+		for (unsigned long i = 0; i < n && !ret; i++)
 			fz_expect_bytes(&s->pg[idx + i], buf + i * FZ_PAGE, idx + i, "device read");
-			s->pg[idx + i].maybe_excl = false;
-		}
 		return;
 	case HMMU_DMIRROR_WRITE:
 		fz_pattern(buf, FZ_PAGE, fz_u8(), fz_u8());
@@ -916,7 +915,7 @@ static void fz_op_dmirror(struct fz_space *s)
 			if (ret)
 				continue;
 			memcpy(fz_page_bytes(p), buf, FZ_PAGE);
-			p->maybe_excl = p->forked = false;
+			p->forked = false;	/* maybe_excl stays, as for device reads */
 		}
 		return;
 	case HMMU_DMIRROR_MIGRATE_TO_DEV:
@@ -1027,8 +1026,7 @@ static void fz_op_migrate(struct fz_space *s)
 		FZ_CHECK(hmmu_migrate_vma_finalize(&args) == -EINVAL && hmmu_migrate_vma_pages(&args) == -EINVAL,
 			 "second finalize");
 	hmmu_mmap_read_unlock(s->mm);
-	for (unsigned long i = idx; i < idx + n; i++)
-		s->pg[i].maybe_excl = false;	/* setup restores or migrates exclusive entries */
+	/* Device-exclusive entries are neither collected nor restored (Linux 6.1): maybe_excl stays. */
 }
 
 /*
