@@ -38,6 +38,7 @@
 #define FZ_DEV_PAGES 64			/* frames of the fuzzer's own pagemap */
 #define FZ_PAGE HMMU_PAGE_SIZE
 #define FZ_MAX_PINS 8			/* pages one space may hold pinned */
+#define FZ_PMD_PAGES_MASK (HMMU_PMD_SIZE / HMMU_PAGE_SIZE - 1)
 
 /* What one page of the window must be. */
 struct fz_page {
@@ -139,7 +140,7 @@ static void fz_range(unsigned long *idx, unsigned long *n)
 	unsigned int i = fz_u16() % FZ_NPAGES, c = fz_u8();
 
 	if (c == 255) {
-		*idx = i & ~(HMMU_PMD_SIZE / FZ_PAGE - 1);
+		*idx = i & ~FZ_PMD_PAGES_MASK;
 		*n = HMMU_PMD_SIZE / FZ_PAGE;
 		return;
 	}
@@ -941,7 +942,15 @@ static void fz_op_dmirror(struct fz_space *s)
 		FZ_CHECK(stop < idx + n ? ret < 0 : ret == 0 || ret == -EBUSY || ret == -ENOENT,
 			 "EXCLUSIVE returned %d", ret);
 		for (unsigned long i = idx; i < stop; i++)
-			s->pg[i].maybe_excl = true, s->pg[i].forked = false;
+			s->pg[i].forked = false;
+		/*
+		 * A page of a (split) huge page is converted through the head,
+		 * with every PTE of the huge page (Linux 6.1): its 2 MiB block.
+		 */
+		for (unsigned long i = idx & ~FZ_PMD_PAGES_MASK; stop > idx && i < stop; i++)
+			s->pg[i].maybe_excl = true;
+		for (unsigned long i = stop; stop > idx && i & FZ_PMD_PAGES_MASK; i++)
+			s->pg[i].maybe_excl = true;
 		return;
 	default:
 		ret = hmmu_dmirror_cmd(mirror, HMMU_DMIRROR_CHECK_EXCLUSIVE, &cmd);
