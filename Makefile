@@ -7,6 +7,7 @@
 #   make stress [SAN=...] [FAULT_INJECT=1] [STRESS_SECONDS=N]   the stress test (label stress)
 #   make check FAULT_INJECT=1 the tests with fault-injection sites compiled in
 #   make bench                optimised build, benchmarks -> build/bench.json
+#   make fuzz [FUZZ_SECONDS=N] the libFuzzer target (clang, build-fuzz/), N seconds
 #   make install PREFIX=DIR   libraries, headers, hmmu.pc and the hmmu command
 # Each build flavour has its own directory: build, build-address, build-nodebug, ...
 
@@ -24,7 +25,7 @@ CMAKE_FLAGS := -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHMMU_DEBUG=$(DEBUG) $(if $(SA
 # run its tests with address-space randomisation off.
 RUN := $(if $(filter thread,$(SAN)),setarch $(shell uname -m) -R)
 
-.PHONY: all deps build check stress demo bench install clean
+.PHONY: all deps build check stress demo bench install fuzz clean
 
 all: build
 
@@ -55,6 +56,20 @@ bench: deps
 	cmake --build $(BENCH_BUILD) -j $(JOBS) --target hmmu_tool
 	mkdir -p build
 	./$(BENCH_BUILD)/tools/hmmu bench --json build/bench.json
+
+# The fuzz target: its own clang build; the committed seeds are copied into a
+# scratch corpus (build-fuzz/corpus, kept between runs) that libFuzzer grows.
+# -timeout: an input running longer is a hang; leaks are reported (LSan).
+FUZZ_SECONDS ?= 60
+FUZZ_BUILD := build-fuzz
+FUZZ_FLAGS := -max_total_time=$(FUZZ_SECONDS) -timeout=20 -detect_leaks=1 -rss_limit_mb=4096 \
+	-print_final_stats=1 -artifact_prefix=$(FUZZ_BUILD)/artifacts/
+fuzz: deps
+	cmake -S . -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHMMU_FUZZ=ON
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_hmmu
+	mkdir -p $(FUZZ_BUILD)/corpus $(FUZZ_BUILD)/artifacts
+	cp tests/fuzz/corpus/* $(FUZZ_BUILD)/corpus/
+	./$(FUZZ_BUILD)/tests/fuzz/fuzz_hmmu $(FUZZ_FLAGS) $(FUZZ_BUILD)/corpus
 
 clean:
 	rm -rf build build-* 

@@ -574,6 +574,9 @@ int hmmu_walk_page_range_novma(struct hmmu_mm *mm, unsigned long start, unsigned
 /* Lowest address hmmu_mmap() chooses by itself. */
 #define HMMU_MMAP_MIN_ADDR 0x10000UL
 
+/* Address spaces created and not yet torn down (hmmu_exit() refuses while any is). */
+long hmmu_mm_nr_live(void);
+
 /*
  * Locking of struct hmmu_mm, outer to inner (docs/locking.md):
  *   mmap_lock -> page lock -> anon_vma->lock -> page-table lock (ptl)
@@ -949,7 +952,7 @@ unsigned long hmmu_migrate_unmap(struct hmmu_migrate_ctl *ctl);
 void hmmu_migrate_remove(struct hmmu_migrate_ctl *ctl, bool restore);
 /* migrate.c: spec 3.6 for ctl (holes only with ctl->vma).  Same context.  Returns the pages committed. */
 unsigned long hmmu_migrate_commit(struct hmmu_migrate_ctl *ctl);
-/* migrate.c: @m seen as a ctl (checks the mmap_lock); false if @m lacks src, dst or vma. */
+/* migrate.c: @m seen as a ctl (checks the mmap_lock); false if @m lacks src, dst, vma or npages. */
 bool hmmu_migrate_ctl_of(struct hmmu_migrate_vma *m, struct hmmu_migrate_ctl *ctl);
 /*
  * thp.c: split the transparent huge page mapped by the PMD leaf *@pmdp of
@@ -997,7 +1000,7 @@ struct hmmu_notifier_subscriptions {
 /* The container of @mm, or NULL (acquire: pairs with its publication). */
 static inline struct hmmu_notifier_subscriptions *hmmu_mm_subscriptions(struct hmmu_mm *mm)
 {
-	return __atomic_load_n(&mm->notifier_subscriptions, __ATOMIC_ACQUIRE);
+	return mm ? __atomic_load_n(&mm->notifier_subscriptions, __ATOMIC_ACQUIRE) : NULL;
 }
 
 /* mmu_notifier.c */

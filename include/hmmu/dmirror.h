@@ -69,7 +69,7 @@ HMMU_EXPORT int hmmu_dmirror_device_create(const struct hmmu_dmirror_device_conf
  */
 HMMU_EXPORT int hmmu_dmirror_device_destroy(struct hmmu_dmirror_device *mdevice);
 
-/** The pagemap owner of the device's pages (the device itself). */
+/** The pagemap owner of the device's pages (the device itself); NULL for NULL. */
 HMMU_EXPORT void *hmmu_dmirror_device_owner(struct hmmu_dmirror_device *mdevice);
 
 /*

@@ -43,8 +43,9 @@ struct hmmu_config {
 HMMU_EXPORT int hmmu_init(const struct hmmu_config *cfg);
 
 /**
- * hmmu_exit() - release system RAM.  Every mm must be destroyed first and
- * every page freed; returns 0, or -EBUSY (nothing released) otherwise.
+ * hmmu_exit() - release system RAM.  Every mm must be destroyed first (its
+ * last user reference dropped) and every page freed; returns 0 (also when
+ * not initialised), or -EBUSY (nothing released) otherwise.
  */
 HMMU_EXPORT int hmmu_exit(void);
 

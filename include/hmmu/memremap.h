@@ -135,7 +135,9 @@ HMMU_EXPORT int hmmu_memremap_pages(struct hmmu_dev_pagemap *pgmap);
  * run), then removes the node.  The driver must first evict or release all
  * of its pages, or this never returns.  Must not be called from page_free
  * or with any hmmu lock held.  Only for a pagemap that hmmu_memremap_pages()
- * accepted; afterwards it may be set up again.
+ * accepted; afterwards it may be set up again.  NULL, a zero-initialised
+ * pagemap that was never accepted, or one already removed (its nid is then
+ * -1) is ignored.
  */
 HMMU_EXPORT void hmmu_memunmap_pages(struct hmmu_dev_pagemap *pgmap);
 
@@ -146,7 +148,9 @@ HMMU_EXPORT void hmmu_memunmap_pages(struct hmmu_dev_pagemap *pgmap);
  * first keeps a concurrent hmmu_migrate_device_range() from taking a page
  * still being set up).  The caller unlocks it when it is ready (migration's
  * finalize does, for a migration destination).  Warns (stderr) when the
- * pagemap is dying.  @page must be a free frame of a live pagemap.
+ * pagemap is dying.  @page must be a free frame of a live pagemap: NULL is
+ * ignored; a frame of no pagemap, or one in use, is a driver bug that
+ * stops hmmu (HMMU_BUG) rather than corrupt the page.
  */
 HMMU_EXPORT void hmmu_zone_device_page_init(struct hmmu_page *page);
 

@@ -127,7 +127,7 @@ HMMU_EXPORT int hmmu_migrate_vma_setup(struct hmmu_migrate_vma *args);
  * file or swap-cache source going to device memory, unexpected references,
  * an empty slot filled meanwhile) lose MIGRATE.  Sources and destinations
  * stay locked.  Same locking as setup.  Returns 0 or -EINVAL (NULL
- * migrate, vma, src or dst).
+ * migrate, vma, src or dst; npages 0: not set up, or finalized already).
  */
 HMMU_EXPORT int hmmu_migrate_vma_pages(struct hmmu_migrate_vma *migrate);
 
@@ -136,8 +136,14 @@ HMMU_EXPORT int hmmu_migrate_vma_pages(struct hmmu_migrate_vma *migrate);
  * of the destination (committed) or of the source (not), unlock both, drop
  * the migration's source reference and the caller's destination
  * allocation reference.  Emits no invalidation.  The fault page stays
- * locked (the fault path unlocks it).  Same locking as setup.  Returns 0
- * or -EINVAL (NULL migrate, vma, src or dst).
+ * locked (the fault path unlocks it).  A driver that gives up before
+ * pages frees its destinations and clears dst[] first: a dst entry still
+ * set for a selected source would be mapped without the source's page
+ * state (as in Linux).  Same locking as setup.  Sets
+ * migrate->npages to 0: the migration is over, and a second finalize (or
+ * pages) returns -EINVAL without touching anything.  Returns 0 or -EINVAL
+ * (NULL migrate, vma, src or dst; npages 0: not set up, or finalized
+ * already).
  */
 HMMU_EXPORT int hmmu_migrate_vma_finalize(struct hmmu_migrate_vma *migrate);
 
@@ -159,7 +165,12 @@ HMMU_EXPORT int hmmu_migrate_device_range(unsigned long *src_pfns, unsigned long
 /** hmmu_migrate_device_pages() - hmmu_migrate_vma_pages() without a VMA. 0 or -EINVAL. */
 HMMU_EXPORT int hmmu_migrate_device_pages(unsigned long *src_pfns, unsigned long *dst_pfns,
 					  unsigned long npages);
-/** hmmu_migrate_device_finalize() - hmmu_migrate_vma_finalize() without a VMA. 0 or -EINVAL. */
+/**
+ * hmmu_migrate_device_finalize() - hmmu_migrate_vma_finalize() without a
+ * VMA.  0 or -EINVAL (NULL array).  The arrays carry no state: finalize
+ * each collected range exactly once (a second call would release the
+ * pages again, as in Linux).
+ */
 HMMU_EXPORT int hmmu_migrate_device_finalize(unsigned long *src_pfns, unsigned long *dst_pfns,
 					     unsigned long npages);
 

@@ -166,6 +166,7 @@ HMMU_EXPORT int hmmu_mm_create(unsigned int flags, struct hmmu_mm **mmp);
  * hmmu_mmget_not_zero() - take one unless the last was dropped; true on success.
  * hmmu_mmput() - drop one; the last tears down every mapping and frees every
  * page and page table, then drops the structure reference users share.
+ * A NULL @mm is ignored (get_not_zero returns false).
  */
 HMMU_EXPORT void hmmu_mmget(struct hmmu_mm *mm);
 HMMU_EXPORT bool hmmu_mmget_not_zero(struct hmmu_mm *mm);
@@ -174,13 +175,15 @@ HMMU_EXPORT void hmmu_mmput(struct hmmu_mm *mm);
 /**
  * hmmu_mmgrab() - take a structure reference (the struct stays valid, the
  * address space may be dead).  hmmu_mmdrop() - drop it; the last frees it.
+ * A NULL @mm is ignored.
  */
 HMMU_EXPORT void hmmu_mmgrab(struct hmmu_mm *mm);
 HMMU_EXPORT void hmmu_mmdrop(struct hmmu_mm *mm);
 
 /**
  * The mmap_lock: a writer-preferring reader/writer lock.  Faults, GUP and
- * page-table walks hold it for read; VMA changes hold it for write.
+ * page-table walks hold it for read; VMA changes hold it for write.  A
+ * NULL @mm is ignored (trylock returns false).
  */
 HMMU_EXPORT void hmmu_mmap_read_lock(struct hmmu_mm *mm);
 HMMU_EXPORT bool hmmu_mmap_read_trylock(struct hmmu_mm *mm);
@@ -210,8 +213,8 @@ HMMU_EXPORT void hmmu_mmap_write_unlock(struct hmmu_mm *mm);
  *
  * Takes the mmap_lock for write.  Returns the start address (>= 0), or
  * -EINVAL (zero or overflowing length, unaligned fixed address or offset,
- * unknown prot or flag bits, neither or both of MAP_PRIVATE and
- * MAP_SHARED), -EBADF (@fd is not an open file), -EACCES (@fd lacks the
+ * unknown prot or flag bits, neither MAP_PRIVATE nor MAP_SHARED;
+ * both together are Linux's MAP_SHARED_VALIDATE, taken as MAP_SHARED), -EBADF (@fd is not an open file), -EACCES (@fd lacks the
  * access the mapping needs), -ENODEV (@fd is not a regular file),
  * -EOVERFLOW (@offset + @len overflows), -ENOMEM (no free range or out of
  * memory), -EEXIST (MAP_FIXED_NOREPLACE over a mapping), -EOPNOTSUPP
@@ -233,8 +236,9 @@ HMMU_EXPORT int hmmu_munmap(struct hmmu_mm *mm, unsigned long addr, size_t len);
  * hmmu_mprotect() - change protection of [addr, addr + len), like
  * mprotect(2), splitting and merging VMAs.  Removing write permission
  * write-protects present entries; adding it takes effect at the next write
- * fault.  Takes the mmap_lock for write.  Returns 0, -EINVAL (unaligned
- * @addr, unknown @prot bits), -ENOMEM (part of the range unmapped; VMAs
+ * fault.  @len 0 does nothing.  Takes the mmap_lock for write.  Returns 0,
+ * -EINVAL (NULL @mm, unaligned @addr, unknown @prot bits, a range that
+ * wraps or runs past HMMU_TASK_SIZE: Linux says -ENOMEM), -ENOMEM (part of the range unmapped; VMAs
  * before the hole keep their new protection, as Linux does) or -EACCES
  * (write asked of a mapping that may never be writable).
  */
@@ -367,7 +371,7 @@ HMMU_EXPORT int hmmu_remap_pfn_range(struct hmmu_vma *vma, unsigned long addr, u
 /**
  * hmmu_find_vma() - the first VMA with vm_end > @addr, or NULL.
  * hmmu_vma_lookup() - the VMA containing @addr, or NULL.
- * The caller holds the mmap_lock (read or write).
+ * The caller holds the mmap_lock (read or write).  A NULL @mm has no VMA.
  */
 HMMU_EXPORT struct hmmu_vma *hmmu_find_vma(struct hmmu_mm *mm, unsigned long addr);
 HMMU_EXPORT struct hmmu_vma *hmmu_vma_lookup(struct hmmu_mm *mm, unsigned long addr);
@@ -381,7 +385,8 @@ HMMU_EXPORT struct hmmu_vma *hmmu_vma_lookup(struct hmmu_mm *mm, unsigned long a
  * page; a write maps a new zeroed page, replaces the zero page, copies a
  * shared page or reuses an exclusive one.  Returns 0 or HMMU_VM_FAULT_*
  * bits (HMMU_VM_FAULT_OOM when no page could be allocated,
- * HMMU_VM_FAULT_SIGSEGV for an access the VMA does not allow).
+ * HMMU_VM_FAULT_SIGSEGV for an access the VMA does not allow, a NULL @vma
+ * or an @addr outside it).
  */
 HMMU_EXPORT hmmu_vm_fault_t hmmu_handle_mm_fault(struct hmmu_vma *vma, unsigned long addr,
 						 unsigned int flags);
@@ -411,9 +416,10 @@ HMMU_EXPORT int hmmu_access(struct hmmu_mm *mm, unsigned long addr, void *buf, s
  *         reference with hmmu_put_page().
  *
  * The caller holds the mmap_lock for read.  Returns the number of pages
- * referenced (fewer than asked if a later page fails), or, when the first
- * page fails, -EFAULT (no VMA, access not allowed, PFNMAP/IO VMA), -ENOMEM,
- * or -EINVAL (bad arguments).
+ * referenced (fewer than asked if a later page fails; 0 for @nr_pages 0),
+ * or, when the first page fails, -EFAULT (no VMA, access not allowed, PFNMAP/IO VMA), -ENOMEM,
+ * or -EINVAL (NULL @mm or @pages, unaligned @start, unknown flags, a range
+ * wrapping or past HMMU_TASK_SIZE).
  */
 HMMU_EXPORT long hmmu_get_user_pages_remote(struct hmmu_mm *mm, unsigned long start,
 					    unsigned long nr_pages, unsigned int gup_flags,
@@ -426,13 +432,15 @@ HMMU_EXPORT long hmmu_get_user_pages_remote(struct hmmu_mm *mm, unsigned long st
 HMMU_EXPORT long hmmu_pin_user_pages_remote(struct hmmu_mm *mm, unsigned long start,
 					    unsigned long nr_pages, unsigned int gup_flags,
 					    struct hmmu_page **pages);
+/* Drop one FOLL_PIN reference per page; NULL pages (or a NULL array) are skipped. */
 HMMU_EXPORT void hmmu_unpin_user_page(struct hmmu_page *page);
 HMMU_EXPORT void hmmu_unpin_user_pages(struct hmmu_page **pages, unsigned long npages);
 
 /**
  * hmmu_alloc_page_vma() - a destination frame for the page at @addr of @vma
  * (faults, migration back to RAM).  Not zeroed; refcount 1.  Returns NULL
- * when memory is exhausted.  Callers hold the mmap_lock.
+ * when memory is exhausted, or @vma is NULL or does not contain @addr.
+ * Callers hold the mmap_lock.
  */
 HMMU_EXPORT struct hmmu_page *hmmu_alloc_page_vma(struct hmmu_vma *vma, unsigned long addr);
 
@@ -452,13 +460,14 @@ struct hmmu_mm_stats {
 
 /**
  * hmmu_mm_get_stats() - count what @mm maps (walks its page tables under
- * the mmap_lock for read).  Returns 0 or -EINVAL.
+ * the mmap_lock for read).  Returns 0 or -EINVAL (NULL argument).
  */
 HMMU_EXPORT int hmmu_mm_get_stats(struct hmmu_mm *mm, struct hmmu_mm_stats *stats);
 
 /**
  * hmmu_mm_for_each_vma() - call @fn for each VMA in address order under the
  * mmap_lock for read; stops at the first nonzero return and returns it.
+ * -EINVAL for a NULL @mm or @fn.
  */
 HMMU_EXPORT int hmmu_mm_for_each_vma(struct hmmu_mm *mm,
 				     int (*fn)(const struct hmmu_vma *vma, void *arg), void *arg);

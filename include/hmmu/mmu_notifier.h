@@ -151,16 +151,17 @@ HMMU_EXPORT int __hmmu_notifier_register(struct hmmu_notifier *sub, struct hmmu_
  * hmmu_notifier_unregister() - end a subscription made with register.  If
  * it is still linked, ops->release runs first.  Waits until no callback of
  * any subscriber is running; after return none of @sub's callbacks runs
- * again.  Drops the structure reference on @mm.  Must not be called from a
- * callback.
+ * again.  Drops the structure reference on @mm and clears sub->mm.  Must
+ * not be called from a callback.  A @sub not registered on @mm (NULL, never
+ * registered, or unregistered already) is left alone: nothing happens.
  */
 HMMU_EXPORT void hmmu_notifier_unregister(struct hmmu_notifier *sub, struct hmmu_mm *mm);
 
 /**
  * hmmu_notifier_get() - the subscription of @ops on @mm, shared: the
  * existing one with one more user, or a new one from ops->alloc_notifier.
- * Returns it, or an error pointer (hmmu_is_err): -EINVAL (no
- * alloc_notifier), -ENOMEM, -EOVERFLOW (too many users), or the error
+ * Returns it, or an error pointer (hmmu_is_err): -EINVAL (NULL @ops or
+ * @mm, no alloc_notifier or free_notifier), -ENOMEM, -EOVERFLOW (too many users), or the error
  * alloc_notifier returned.  hmmu_notifier_get_locked() is the same for a
  * caller holding the mmap_lock for write.
  */
@@ -171,7 +172,7 @@ HMMU_EXPORT struct hmmu_notifier *hmmu_notifier_get_locked(const struct hmmu_not
  * hmmu_notifier_put() - drop a user of a subscription from get.  The last
  * unlinks it and, after an RCU grace period, calls ops->free_notifier and
  * drops the mm reference.  release is not called.  May be called from
- * within release.
+ * within release.  A NULL @sub, or one not from get, is ignored.
  */
 HMMU_EXPORT void hmmu_notifier_put(struct hmmu_notifier *sub);
 /** hmmu_notifier_synchronize() - wait for every free scheduled by put. */
@@ -196,7 +197,8 @@ HMMU_EXPORT int hmmu_interval_notifier_insert_locked(struct hmmu_interval_notifi
  * hmmu_interval_notifier_remove() - end an interval subscription; waits for
  * the invalidation cycle in progress, so after return its callback never
  * runs again.  Must not be called from a callback, nor while holding a lock
- * the callback takes.
+ * the callback takes.  NULL, or a subscription already removed (sub->mm
+ * NULL), is ignored.
  */
 HMMU_EXPORT void hmmu_interval_notifier_remove(struct hmmu_interval_notifier *sub);
 
@@ -204,20 +206,23 @@ HMMU_EXPORT void hmmu_interval_notifier_remove(struct hmmu_interval_notifier *su
  * hmmu_interval_read_begin() - start a read section: returns the sequence
  * to pass to read_retry.  Sleeps while @sub is being invalidated by the
  * cycle in progress.  Must not be called holding a lock the callback takes.
+ * For NULL or a removed subscription it returns 0, which read_retry always
+ * reports stale (and range_fault refuses the notifier: -EINVAL).
  */
 HMMU_EXPORT unsigned long hmmu_interval_read_begin(struct hmmu_interval_notifier *sub);
-/** hmmu_interval_read_retry() - under the driver lock: true if @seq is stale. */
+/** hmmu_interval_read_retry() - under the driver lock: true if @seq is stale (or @sub NULL). */
 HMMU_EXPORT bool hmmu_interval_read_retry(struct hmmu_interval_notifier *sub, unsigned long seq);
 /** hmmu_interval_check_retry() - lock-free hint: true means certainly stale. */
 HMMU_EXPORT bool hmmu_interval_check_retry(struct hmmu_interval_notifier *sub, unsigned long seq);
-/** hmmu_interval_set_seq() - from the invalidate callback, under the driver lock. */
+/** hmmu_interval_set_seq() - from the invalidate callback, under the driver lock.  NULL: nothing. */
 HMMU_EXPORT void hmmu_interval_set_seq(struct hmmu_interval_notifier *sub, unsigned long cur_seq);
 
 /**
  * hmmu_notifier_range_init() - describe an invalidation of [start, end) of
  * @mm for @event, owner NULL.  _init_owner() sets the owner (MIGRATE,
  * EXCLUSIVE).  @flags: HMMU_NOTIFIER_RANGE_BLOCKABLE is set by the
- * blocking start and cleared by the non-blocking one.
+ * blocking start and cleared by the non-blocking one.  A NULL @range is
+ * ignored.
  */
 HMMU_EXPORT void hmmu_notifier_range_init(struct hmmu_notifier_range *range, enum hmmu_notifier_event event,
 					  unsigned int flags, struct hmmu_mm *mm, unsigned long start,
@@ -226,13 +231,13 @@ HMMU_EXPORT void hmmu_notifier_range_init_owner(struct hmmu_notifier_range *rang
 						enum hmmu_notifier_event event, unsigned int flags,
 						struct hmmu_mm *mm, unsigned long start, unsigned long end,
 						void *owner);
-/** hmmu_notifier_range_blockable() - the callbacks may sleep. */
+/** hmmu_notifier_range_blockable() - the callbacks may sleep (false for NULL). */
 HMMU_EXPORT bool hmmu_notifier_range_blockable(const struct hmmu_notifier_range *range);
 /**
  * hmmu_notifier_range_update_to_read_only() - true iff the invalidation is
  * an mprotect that leaves the range readable (as in 6.1, also when it adds
  * write: the test is only that the new protection allows reads).
- * Valid inside a callback for the range.
+ * Valid inside a callback for the range; false for NULL.
  */
 HMMU_EXPORT bool hmmu_notifier_range_update_to_read_only(const struct hmmu_notifier_range *range);
 
@@ -249,7 +254,8 @@ HMMU_EXPORT bool hmmu_notifier_range_update_to_read_only(const struct hmmu_notif
  * hmmu_notifier_invalidate_range() - the secondary-TLB hook, for @mm's
  * [start, end); called under the page-table lock.
  * These are for code that changes an mm's page tables; hmmu's own paths
- * call them.
+ * call them.  A NULL @range, a range without an mm, or a NULL @mm is
+ * ignored (the non-blocking start returns -EINVAL).
  */
 HMMU_EXPORT void hmmu_notifier_invalidate_range_start(struct hmmu_notifier_range *range);
 HMMU_EXPORT int hmmu_notifier_invalidate_range_start_nonblock(struct hmmu_notifier_range *range);

@@ -6,6 +6,9 @@
  * marked "core" belong to hmmu and are read by drivers only through the
  * calls below; drivers own `zone_device_data` of their device pages and may
  * read `pgmap`.
+ *
+ * Every call below that takes a page takes NULL as nothing to do: it
+ * returns 0, false or NULL (hmmu_page_to_pfn: ~0UL).
  */
 #ifndef HMMU_PAGE_H
 #define HMMU_PAGE_H
@@ -85,8 +88,8 @@ typedef unsigned int hmmu_gfp_t;
 /**
  * hmmu_alloc_pages_node() - allocate 2^@order contiguous frames from node @nid.
  * Returns the first frame with refcount 1, or NULL when the node has no free
- * run of that order, @nid is not a node with an allocator, or @order >
- * HMMU_MAX_ORDER.  With HMMU_GFP_COMP an order > 0 block is one compound page;
+ * run of that order, @nid is not a node with an allocator, @order >
+ * HMMU_MAX_ORDER or @gfp has unknown bits.  With HMMU_GFP_COMP an order > 0 block is one compound page;
  * without it only the first frame holds the reference and the caller frees
  * the block with hmmu_free_pages(page, order).
  */

@@ -70,8 +70,10 @@ void hmmu_pgmap_put(struct hmmu_dev_pagemap *pgmap)
 
 void hmmu_zone_device_page_init(struct hmmu_page *page)
 {
-	struct hmmu_dev_pagemap *pgmap = page->pgmap;
+	struct hmmu_dev_pagemap *pgmap = page ? page->pgmap : NULL;
 
+	if (!page)
+		return;
 	HMMU_BUG_ON(!pgmap || hmmu_page_ref_count(page) != 0);
 	if (atomic_load_explicit(&pgmap->dying, memory_order_relaxed))
 		fprintf(stderr, "hmmu: warning: device page %#lx allocated from a dying pagemap\n",
@@ -219,6 +221,9 @@ void hmmu_memunmap_pages(struct hmmu_dev_pagemap *pgmap)
 {
 	int err;
 
+	/* Node 0 is system RAM: nid <= 0 is a pagemap never accepted (zeroed) or removed (-1). */
+	if (!pgmap || pgmap->nid <= 0)
+		return;
 	pthread_mutex_lock(&pgmap->lock);
 	atomic_store_explicit(&pgmap->dying, true, memory_order_relaxed);
 	/* Acquire pairs with the release decrements in hmmu_pgmap_put(). */

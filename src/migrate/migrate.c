@@ -183,7 +183,7 @@ unsigned long hmmu_migrate_commit(struct hmmu_migrate_ctl *ctl)
 
 bool hmmu_migrate_ctl_of(struct hmmu_migrate_vma *m, struct hmmu_migrate_ctl *ctl)
 {
-	if (!m || !m->src || !m->dst || !m->vma)
+	if (!m || !m->src || !m->dst || !m->vma || !m->npages)
 		return false;
 	*ctl = (struct hmmu_migrate_ctl){
 		.src = m->src, .dst = m->dst, .npages = m->npages, .vma = m->vma, .start = m->start,
@@ -219,6 +219,7 @@ int hmmu_migrate_vma_finalize(struct hmmu_migrate_vma *migrate)
 	end = ctl.start + (ctl.npages << HMMU_PAGE_SHIFT);
 	hmmu_trace(HMMU_TRACE_MIGRATE_FINALIZE, HMMU_TRACE_BEGIN, ctl.start, end, ctl.npages, 0);
 	hmmu_migrate_remove(&ctl, false);
+	migrate->npages = 0;	/* done: a second finalize (or pages) gets -EINVAL */
 	hmmu_trace(HMMU_TRACE_MIGRATE_FINALIZE, HMMU_TRACE_END, ctl.start, end, 0, 0);
 	return 0;
 }

@@ -10,8 +10,13 @@ struct hmmu_age {
 	long young;		/* pages found young */
 };
 
-/* Age one present entry mapping [addr, end) (PTE or huge PMD); its lock held. */
-static void hmmu_age_entry(struct hmmu_mm_walk *walk, hmmu_pte_t *ep, unsigned long addr, unsigned long end)
+/*
+ * Age one present entry mapping [addr, end) (PTE or huge PMD) of which
+ * @npages pages lie in the range asked; its lock held.  The entry has one
+ * young bit, so a huge one is aged whole, but only the pages asked count.
+ */
+static void hmmu_age_entry(struct hmmu_mm_walk *walk, hmmu_pte_t *ep, unsigned long addr, unsigned long end,
+			   unsigned long npages)
 {
 	struct hmmu_age *age = walk->private;
 	hmmu_pte_t e = hmmu_pte_read(ep);
@@ -30,14 +35,14 @@ static void hmmu_age_entry(struct hmmu_mm_walk *walk, hmmu_pte_t *ep, unsigned l
 			young |= hmmu_notifier_clear_flush_young(walk->mm, addr, end);
 	}
 	if (young)
-		age->young += (long)((end - addr) >> HMMU_PAGE_SHIFT);
+		age->young += (long)npages;
 }
 
 static int hmmu_age_pte_range(hmmu_pte_t *ptep, unsigned long addr, unsigned long end, struct hmmu_mm_walk *walk)
 {
 	hmmu_pt_lock(walk->pt);
 	for (; addr < end; addr += HMMU_PAGE_SIZE, ptep++)
-		hmmu_age_entry(walk, ptep, addr, addr + HMMU_PAGE_SIZE);
+		hmmu_age_entry(walk, ptep, addr, addr + HMMU_PAGE_SIZE, 1);
 	hmmu_pt_unlock(walk->pt);
 	return 0;
 }
@@ -48,7 +53,7 @@ static int hmmu_age_pmd_entry(hmmu_pte_t *pmdp, unsigned long addr, unsigned lon
 
 	hmmu_pt_lock(walk->pt);
 	if (hmmu_pmd_leaf(hmmu_pte_read(pmdp)))
-		hmmu_age_entry(walk, pmdp, haddr, haddr + HMMU_PMD_SIZE);
+		hmmu_age_entry(walk, pmdp, haddr, haddr + HMMU_PMD_SIZE, (end - addr) >> HMMU_PAGE_SHIFT);
 	hmmu_pt_unlock(walk->pt);
 	return 0;
 }

@@ -131,15 +131,19 @@ long hmmu_pin_user_pages_remote(struct hmmu_mm *mm, unsigned long start, unsigne
 
 void hmmu_unpin_user_page(struct hmmu_page *page)
 {
-	struct hmmu_page *head = hmmu_compound_head(page);
-	int old = atomic_fetch_sub_explicit(&head->_pincount, 1, memory_order_relaxed);
+	struct hmmu_page *head;
+	int old;
 
+	if (!page)
+		return;
+	head = hmmu_compound_head(page);
+	old = atomic_fetch_sub_explicit(&head->_pincount, 1, memory_order_relaxed);
 	HMMU_BUG_ON(old <= 0);
 	hmmu_put_page(head);
 }
 
 void hmmu_unpin_user_pages(struct hmmu_page **pages, unsigned long npages)
 {
-	for (unsigned long i = 0; i < npages; i++)
+	for (unsigned long i = 0; pages && i < npages; i++)
 		hmmu_unpin_user_page(pages[i]);
 }

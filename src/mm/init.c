@@ -65,6 +65,8 @@ int hmmu_exit(void)
 
 	if (!hmmu_initialised)
 		return 0;
+	if (hmmu_mm_nr_live())
+		return -EBUSY;
 	/* Run deferred frees (anon_vmas, notifier subscriptions) first. */
 	hmmu_rcu_barrier();
 	/* Everything but the zero page must be back in the allocator. */

@@ -8,6 +8,14 @@
 
 #include "internal.h"
 
+/* Address spaces with users: incremented by create, decremented by the last mmput. */
+static atomic_long hmmu_live_mms;
+
+long hmmu_mm_nr_live(void)
+{
+	return atomic_load(&hmmu_live_mms);
+}
+
 int hmmu_mm_create(unsigned int flags, struct hmmu_mm **mmp)
 {
 	pthread_rwlockattr_t attr;
@@ -32,18 +40,21 @@ int hmmu_mm_create(unsigned int flags, struct hmmu_mm **mmp)
 	CDS_INIT_LIST_HEAD(&mm->vma_list);
 	atomic_init(&mm->mm_users, 1);
 	atomic_init(&mm->mm_count, 1);
+	atomic_fetch_add(&hmmu_live_mms, 1);
 	*mmp = mm;
 	return 0;
 }
 
 void hmmu_mmgrab(struct hmmu_mm *mm)
 {
+	if (!mm)
+		return;
 	atomic_fetch_add_explicit(&mm->mm_count, 1, memory_order_relaxed);
 }
 
 void hmmu_mmdrop(struct hmmu_mm *mm)
 {
-	if (atomic_fetch_sub_explicit(&mm->mm_count, 1, memory_order_acq_rel) != 1)
+	if (!mm || atomic_fetch_sub_explicit(&mm->mm_count, 1, memory_order_acq_rel) != 1)
 		return;
 	hmmu_notifier_subscriptions_destroy(mm);
 	pthread_rwlock_destroy(&mm->mmap_lock);
@@ -53,14 +64,17 @@ void hmmu_mmdrop(struct hmmu_mm *mm)
 
 void hmmu_mmget(struct hmmu_mm *mm)
 {
-	int old = atomic_fetch_add_explicit(&mm->mm_users, 1, memory_order_relaxed);
+	int old;
 
+	if (!mm)
+		return;
+	old = atomic_fetch_add_explicit(&mm->mm_users, 1, memory_order_relaxed);
 	HMMU_BUG_ON(old <= 0);
 }
 
 bool hmmu_mmget_not_zero(struct hmmu_mm *mm)
 {
-	int old = atomic_load_explicit(&mm->mm_users, memory_order_relaxed);
+	int old = mm ? atomic_load_explicit(&mm->mm_users, memory_order_relaxed) : 0;
 
 	do {
 		if (old == 0)
@@ -102,9 +116,10 @@ static void hmmu_exit_mmap(struct hmmu_mm *mm)
 
 void hmmu_mmput(struct hmmu_mm *mm)
 {
-	if (atomic_fetch_sub_explicit(&mm->mm_users, 1, memory_order_acq_rel) != 1)
+	if (!mm || atomic_fetch_sub_explicit(&mm->mm_users, 1, memory_order_acq_rel) != 1)
 		return;
 	hmmu_exit_mmap(mm);
+	atomic_fetch_sub(&hmmu_live_mms, 1);
 	hmmu_mmdrop(mm);
 }
 
@@ -114,6 +129,8 @@ void hmmu_mmput(struct hmmu_mm *mm)
 
 void hmmu_mmap_read_lock(struct hmmu_mm *mm)
 {
+	if (!mm)
+		return;
 	pthread_rwlock_rdlock(&mm->mmap_lock);
 #ifdef HMMU_DEBUG
 	atomic_fetch_add_explicit(&mm->mmap_readers, 1, memory_order_relaxed);
@@ -122,7 +139,7 @@ void hmmu_mmap_read_lock(struct hmmu_mm *mm)
 
 bool hmmu_mmap_read_trylock(struct hmmu_mm *mm)
 {
-	if (pthread_rwlock_tryrdlock(&mm->mmap_lock))
+	if (!mm || pthread_rwlock_tryrdlock(&mm->mmap_lock))
 		return false;
 #ifdef HMMU_DEBUG
 	atomic_fetch_add_explicit(&mm->mmap_readers, 1, memory_order_relaxed);
@@ -132,6 +149,8 @@ bool hmmu_mmap_read_trylock(struct hmmu_mm *mm)
 
 void hmmu_mmap_read_unlock(struct hmmu_mm *mm)
 {
+	if (!mm)
+		return;
 #ifdef HMMU_DEBUG
 	atomic_fetch_sub_explicit(&mm->mmap_readers, 1, memory_order_relaxed);
 #endif
@@ -140,6 +159,8 @@ void hmmu_mmap_read_unlock(struct hmmu_mm *mm)
 
 void hmmu_mmap_write_lock(struct hmmu_mm *mm)
 {
+	if (!mm)
+		return;
 	pthread_rwlock_wrlock(&mm->mmap_lock);
 #ifdef HMMU_DEBUG
 	atomic_store_explicit(&mm->mmap_writer, 1, memory_order_relaxed);
@@ -148,6 +169,8 @@ void hmmu_mmap_write_lock(struct hmmu_mm *mm)
 
 void hmmu_mmap_write_unlock(struct hmmu_mm *mm)
 {
+	if (!mm)
+		return;
 #ifdef HMMU_DEBUG
 	atomic_store_explicit(&mm->mmap_writer, 0, memory_order_relaxed);
 #endif

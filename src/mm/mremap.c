@@ -177,18 +177,28 @@ static int hmmu_mremap_dst_tables_alloc(struct hmmu_mremap_move *m, unsigned lon
 }
 
 /*
+ * Does the run [addr, end) at @ptep hold an entry?  Read without the ptl:
+ * an entry goes from none to used only under the mmap_lock, which the
+ * caller holds for write.
+ */
+static bool hmmu_pte_run_used(const hmmu_pte_t *ptep, unsigned long addr, unsigned long end)
+{
+	for (; addr < end; addr += HMMU_PAGE_SIZE, ptep++)
+		if (!hmmu_pte_none(hmmu_pte_read(ptep)))
+			return true;
+	return false;
+}
+
+/*
  * Pre-allocation walk, PTE level: a run with entries needs destination PTE
- * tables.  The run is read without its ptl: an entry goes from none to
- * used only under the mmap_lock, which the caller holds for write.
- * Context: mmap_lock held for write.  Returns 0 or -ENOMEM.
+ * tables.  Context: mmap_lock held for write.  Returns 0 or -ENOMEM.
  */
 static int hmmu_pte_range_prealloc(hmmu_pte_t *ptep, unsigned long addr, unsigned long end,
 				   struct hmmu_mm_walk *walk)
 {
-	for (unsigned long a = addr; a < end; a += HMMU_PAGE_SIZE, ptep++)
-		if (!hmmu_pte_none(hmmu_pte_read(ptep)))
-			return hmmu_mremap_dst_tables_alloc(walk->private, addr, end);
-	return 0;
+	if (!hmmu_pte_run_used(ptep, addr, end))
+		return 0;
+	return hmmu_mremap_dst_tables_alloc(walk->private, addr, end);
 }
 
 /*
@@ -287,10 +297,14 @@ static struct hmmu_pt *hmmu_mremap_dst_table(struct hmmu_mm *mm, unsigned long t
 static void hmmu_pte_run_move(struct hmmu_mm_walk *walk, hmmu_pte_t *ptep, unsigned long addr,
 			      unsigned long end, unsigned long to)
 {
-	struct hmmu_pt *src = walk->pt, *dst = hmmu_mremap_dst_table(walk->mm, to);
+	struct hmmu_pt *src = walk->pt, *dst;
 	unsigned long start = addr;
 	bool moved = false;
 
+	/* An empty run may have no destination table (none was pre-allocated). */
+	if (!hmmu_pte_run_used(ptep, addr, end))
+		return;
+	dst = hmmu_mremap_dst_table(walk->mm, to);
 	hmmu_mremap_lock_pair(src, dst);
 	for (; addr < end; addr += HMMU_PAGE_SIZE, ptep++, to += HMMU_PAGE_SIZE) {
 		hmmu_pte_t e = hmmu_pte_read(ptep), *dptep = &dst->e[hmmu_pt_index(to, 0)];

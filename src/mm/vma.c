@@ -191,9 +191,11 @@ void hmmu_vma_adjust(struct hmmu_vma *vma, unsigned long start, unsigned long en
 
 struct hmmu_vma *hmmu_find_vma(struct hmmu_mm *mm, unsigned long addr)
 {
-	struct hmmu_rb_node *n = mm->mm_rb.node;
+	struct hmmu_rb_node *n = mm ? mm->mm_rb.node : NULL;
 	struct hmmu_vma *found = NULL;
 
+	if (!mm)
+		return NULL;
 	hmmu_mmap_assert_locked(mm);
 	while (n) {
 		struct hmmu_vma *vma = hmmu_rb_vma(n);

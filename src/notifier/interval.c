@@ -210,9 +210,12 @@ void hmmu_interval_notifier_remove(struct hmmu_interval_notifier *sub)
 
 unsigned long hmmu_interval_read_begin(struct hmmu_interval_notifier *sub)
 {
-	struct hmmu_notifier_subscriptions *subs = hmmu_mm_subscriptions(sub->mm);
+	struct hmmu_notifier_subscriptions *subs;
 	unsigned long seq;
 
+	if (!sub || !sub->mm)
+		return 0;	/* even: never a subscription's sequence, so always stale */
+	subs = hmmu_mm_subscriptions(sub->mm);
 	pthread_mutex_lock(&subs->lock);
 	/* Equal to the container's odd seq: this cycle already hit us. */
 	seq = __atomic_load_n(&sub->invalidate_seq, __ATOMIC_RELAXED);
@@ -224,7 +227,7 @@ unsigned long hmmu_interval_read_begin(struct hmmu_interval_notifier *sub)
 
 bool hmmu_interval_read_retry(struct hmmu_interval_notifier *sub, unsigned long seq)
 {
-	return __atomic_load_n(&sub->invalidate_seq, __ATOMIC_RELAXED) != seq;
+	return !sub || __atomic_load_n(&sub->invalidate_seq, __ATOMIC_RELAXED) != seq;
 }
 
 /* The same comparison without the driver lock: only "true" is reliable. */
@@ -235,5 +238,6 @@ bool hmmu_interval_check_retry(struct hmmu_interval_notifier *sub, unsigned long
 
 void hmmu_interval_set_seq(struct hmmu_interval_notifier *sub, unsigned long cur_seq)
 {
-	__atomic_store_n(&sub->invalidate_seq, cur_seq, __ATOMIC_RELAXED);
+	if (sub)
+		__atomic_store_n(&sub->invalidate_seq, cur_seq, __ATOMIC_RELAXED);
 }

@@ -114,7 +114,8 @@ void hmmu_notifier_unregister(struct hmmu_notifier *sub, struct hmmu_mm *mm)
 {
 	struct hmmu_notifier_subscriptions *subs = mm ? hmmu_mm_subscriptions(mm) : NULL;
 
-	if (!sub || !subs)
+	/* Not registered on @mm (never, or unregistered already): nothing to drop. */
+	if (!sub || !subs || sub->mm != mm)
 		return;
 	if (hmmu_notifier_linked(subs, sub)) {
 		/* Still linked: teardown has not released it, so we do.  A
@@ -127,6 +128,7 @@ void hmmu_notifier_unregister(struct hmmu_notifier *sub, struct hmmu_mm *mm)
 	}
 	/* No callback of any subscriber is still running after this. */
 	hmmu_synchronize_rcu();
+	sub->mm = NULL;
 	hmmu_mmdrop(mm);
 }
 
@@ -228,6 +230,8 @@ void hmmu_notifier_range_init_owner(struct hmmu_notifier_range *range, enum hmmu
 				    unsigned int flags, struct hmmu_mm *mm, unsigned long start,
 				    unsigned long end, void *owner)
 {
+	if (!range)
+		return;
 	range->mm = mm;
 	range->start = start;
 	range->end = end;
@@ -245,7 +249,7 @@ void hmmu_notifier_range_init(struct hmmu_notifier_range *range, enum hmmu_notif
 
 bool hmmu_notifier_range_blockable(const struct hmmu_notifier_range *range)
 {
-	return range->flags & HMMU_NOTIFIER_RANGE_BLOCKABLE;
+	return range && range->flags & HMMU_NOTIFIER_RANGE_BLOCKABLE;
 }
 
 /*
@@ -256,7 +260,7 @@ bool hmmu_notifier_range_update_to_read_only(const struct hmmu_notifier_range *r
 {
 	struct hmmu_vma *vma;
 
-	if (range->event != HMMU_NOTIFY_PROTECTION_VMA)
+	if (!range || range->event != HMMU_NOTIFY_PROTECTION_VMA)
 		return false;
 	vma = hmmu_vma_lookup(range->mm, range->start);
 	return vma && (vma->vm_flags & HMMU_VM_READ);
@@ -327,6 +331,8 @@ void hmmu_notifier_invalidate_range_start(struct hmmu_notifier_range *range)
 {
 	int ret;
 
+	if (!range || !range->mm)
+		return;
 	range->flags |= HMMU_NOTIFIER_RANGE_BLOCKABLE;
 	ret = hmmu_invalidate_start(range);
 	HMMU_BUG_ON(ret);	/* blockable callbacks cannot fail */
@@ -336,6 +342,8 @@ int hmmu_notifier_invalidate_range_start_nonblock(struct hmmu_notifier_range *ra
 {
 	int ret;
 
+	if (!range || !range->mm)
+		return -EINVAL;
 	range->flags &= ~HMMU_NOTIFIER_RANGE_BLOCKABLE;
 	ret = hmmu_invalidate_start(range);
 	if (ret)	/* refused: the caller will not call end, so the span ends here */
@@ -373,12 +381,14 @@ static void hmmu_invalidate_end(struct hmmu_notifier_range *range, bool only_end
 
 void hmmu_notifier_invalidate_range_end(struct hmmu_notifier_range *range)
 {
-	hmmu_invalidate_end(range, false);
+	if (range && range->mm)
+		hmmu_invalidate_end(range, false);
 }
 
 void hmmu_notifier_invalidate_range_only_end(struct hmmu_notifier_range *range)
 {
-	hmmu_invalidate_end(range, true);
+	if (range && range->mm)
+		hmmu_invalidate_end(range, true);
 }
 
 void hmmu_notifier_invalidate_range(struct hmmu_mm *mm, unsigned long start, unsigned long end)

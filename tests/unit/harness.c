@@ -69,3 +69,16 @@ int hmmu_test_teardown(void **state)
 	assert_int_equal(hmmu_node_nr_free_pages(0), baseline_free);
 	return 0;
 }
+
+void hmmu_test_arg_cases(const struct hmmu_arg_case *cases, size_t n)
+{
+	size_t bad = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (cases[i].got == cases[i].want)
+			continue;
+		print_error("%s: %ld, documented %ld\n", cases[i].call, cases[i].got, cases[i].want);
+		bad++;
+	}
+	assert_int_equal(bad, 0);
+}

@@ -220,4 +220,16 @@ static inline bool wait_for_flag(struct hmmu_page *page, enum hmmu_pageflags bit
 
 #define HMMU_TEST(fn) cmocka_unit_test_setup_teardown(fn, hmmu_test_setup, hmmu_test_teardown)
 
+/*
+ * Table-driven invalid-argument tests: each case is a call with bad
+ * arguments and the errno its doc promises.  hmmu_test_arg_cases() fails
+ * the test after printing every case whose result differs.
+ */
+struct hmmu_arg_case {
+	const char *call;
+	long got, want;
+};
+#define ARG_CASE(call, want) { #call, (long)(call), (want) }
+void hmmu_test_arg_cases(const struct hmmu_arg_case *cases, size_t n);
+
 #endif

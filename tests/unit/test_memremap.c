@@ -145,6 +145,16 @@ static void test_memremap_validation(void **state)
 	p.range.end = (PAGE << 32) + PAGE - 1;
 	assert_int_equal(try_memremap(p), -EINVAL);
 	assert_int_equal(hmmu_node_nr_pages(1), nodes);	/* no node left behind */
+	/* Removing what is not live, or initialising no page, does nothing. */
+	p = good_pgmap(HMMU_MEMORY_DEVICE_PRIVATE, 4);
+	hmmu_memunmap_pages(NULL);
+	hmmu_memunmap_pages(&p);			/* never accepted */
+	assert_int_equal(hmmu_memremap_pages(&p), 0);
+	hmmu_memunmap_pages(&p);
+	assert_int_equal(p.nid, -1);
+	hmmu_memunmap_pages(&p);			/* removed already */
+	hmmu_zone_device_page_init(NULL);
+	assert_int_equal(hmmu_node_nr_pages(1), nodes);
 }
 
 /* Frames start free with their pgmap set; hmmu chooses disjoint ranges and writes them back. */

@@ -278,6 +278,34 @@ static void test_setup_rounding(void **state)
 	assert_int_equal(hmmu_migrate_vma_finalize(NULL), -EINVAL);
 }
 
+/* A migration is over after finalize: a second finalize or pages is -EINVAL and touches nothing. */
+static void test_finalize_twice(void **state)
+{
+	struct hmmu_mm *mm = hmmu_test_mm();
+	unsigned long a = hmmu_test_map(mm, 2 * PAGE, RW), src[2], dst[2];
+	struct hmmu_page *page;
+	struct hmmu_migrate_vma args = { .start = a, .end = a + 2 * PAGE, .src = src, .dst = dst,
+					 .flags = HMMU_MIGRATE_VMA_SELECT_SYSTEM };
+
+	put_byte(mm, a, 9);
+	hmmu_mmap_read_lock(mm);
+	args.vma = hmmu_vma_lookup(mm, a);
+	assert_int_equal(hmmu_migrate_vma_pages(&args), -EINVAL);	/* not set up */
+	assert_int_equal(hmmu_migrate_vma_setup(&args), 0);
+	page = hmmu_migrate_pfn_to_page(src[0]);
+	assert_non_null(page);
+	assert_int_equal(hmmu_migrate_vma_pages(&args), 0);	/* no destinations: restored */
+	assert_int_equal(hmmu_migrate_vma_finalize(&args), 0);
+	assert_int_equal(args.npages, 0);
+	assert_int_equal(hmmu_page_ref_count(page), 1);
+	assert_int_equal(hmmu_migrate_vma_finalize(&args), -EINVAL);
+	assert_int_equal(hmmu_migrate_vma_pages(&args), -EINVAL);
+	assert_int_equal(hmmu_page_ref_count(page), 1);
+	assert_false(hmmu_page_locked(page));
+	hmmu_mmap_read_unlock(mm);
+	assert_int_equal(get_byte(mm, a), 9);
+}
+
 /* ------------------------------------------------------------------ */
 /* Selection (spec 3.3)                                                */
 /* ------------------------------------------------------------------ */
@@ -1569,6 +1597,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		MTEST(test_setup_einval),
 		MTEST(test_setup_rounding),
+		MTEST(test_finalize_twice),
 		MTEST(test_selection_table),
 		MTEST(test_roundtrip_private),
 		MTEST(test_roundtrip_coherent),

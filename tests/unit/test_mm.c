@@ -1640,6 +1640,144 @@ static void test_mm_create_invalid(void **state)
 	assert_int_equal(hmmu_pt_validate(NULL), -EINVAL);
 }
 
+static int count_vma(const struct hmmu_vma *vma, void *arg)
+{
+	++*(int *)arg;
+	return 0;
+}
+
+static int hook_ok(struct hmmu_vma *vma, void *arg)
+{
+	return 0;
+}
+
+/*
+ * Every call of mm.h with each kind of bad argument its doc lists: the
+ * documented errno, and the mm unchanged (statistics and contents).
+ */
+static void test_mm_invalid_args(void **state)
+{
+	struct hmmu_mm *mm = hmmu_test_mm(), *child = (struct hmmu_mm *)0x1;
+	unsigned long a = hmmu_test_map(mm, 4 * PAGE, RW), top = HMMU_TASK_SIZE;
+	struct hmmu_page *pages[2];
+	struct hmmu_mm_stats before, after;
+	const int anon = MAP_PRIVATE | MAP_ANONYMOUS;
+	char buf[8];
+	long free0;
+	int n = 0;
+
+	put_byte(mm, a, 42);
+	free0 = nr_free();
+	before = stats(mm);
+	hmmu_mmap_read_lock(mm);
+	const struct hmmu_arg_case locked[] = {
+		ARG_CASE(hmmu_get_user_pages_remote(NULL, a, 1, 0, pages), -EINVAL),
+		ARG_CASE(hmmu_get_user_pages_remote(mm, a, 1, 0, NULL), -EINVAL),
+		ARG_CASE(hmmu_get_user_pages_remote(mm, a + 1, 1, 0, pages), -EINVAL),
+		ARG_CASE(hmmu_get_user_pages_remote(mm, a, 1, 0x2, pages), -EINVAL),
+		ARG_CASE(hmmu_get_user_pages_remote(mm, a, 0, 0, pages), 0),	/* nothing asked (Linux) */
+		ARG_CASE(hmmu_get_user_pages_remote(mm, top - PAGE, 2, 0, pages), -EINVAL),
+		ARG_CASE(hmmu_get_user_pages_remote(mm, a, ~0UL, 0, pages), -EINVAL),
+		ARG_CASE(hmmu_pin_user_pages_remote(mm, a, 1, 0, NULL), -EINVAL),
+		ARG_CASE(hmmu_pin_user_pages_remote(mm, a, ~0UL / 2, 0, pages), -EINVAL),
+		ARG_CASE(hmmu_vm_insert_page(NULL, a, hmmu_zero_page()), -EINVAL),
+		ARG_CASE(hmmu_vm_insert_page(hmmu_vma_lookup(mm, a), a, NULL), -EINVAL),
+		ARG_CASE(hmmu_remap_pfn_range(NULL, a, 0, PAGE), -EINVAL),
+		ARG_CASE(hmmu_vmf_insert_pfn(NULL, a, 0), HMMU_VM_FAULT_SIGBUS),
+		ARG_CASE(hmmu_vmf_insert_mixed(NULL, a, 0), HMMU_VM_FAULT_SIGBUS),
+		ARG_CASE(hmmu_handle_mm_fault(NULL, a, 0), HMMU_VM_FAULT_SIGSEGV),
+		ARG_CASE(hmmu_handle_mm_fault(hmmu_vma_lookup(mm, a), a - PAGE, 0), HMMU_VM_FAULT_SIGSEGV),
+		ARG_CASE(hmmu_alloc_page_vma(NULL, a), 0),
+		ARG_CASE(hmmu_find_vma(NULL, a), 0),
+		ARG_CASE(hmmu_vma_lookup(NULL, a), 0),
+	};
+	hmmu_mmap_read_unlock(mm);
+	const struct hmmu_arg_case unlocked[] = {
+		ARG_CASE(hmmu_mmap(NULL, 0, PAGE, RW, anon, -1, 0), -EINVAL),
+		ARG_CASE(hmmu_mmap(mm, 0, 0, RW, anon, -1, 0), -EINVAL),
+		ARG_CASE(hmmu_mmap(mm, 0, -PAGE, RW, anon, -1, 0), -EINVAL),
+		ARG_CASE(hmmu_mmap(mm, a + 1, PAGE, RW, anon | MAP_FIXED, -1, 0), -EINVAL),
+		ARG_CASE(hmmu_mmap(mm, 0, PAGE, RW | 0x100, anon, -1, 0), -EINVAL),
+		ARG_CASE(hmmu_mmap(mm, 0, PAGE, RW, anon | 0x800000, -1, 0), -EINVAL),
+		ARG_CASE(hmmu_mmap(mm, 0, PAGE, RW, MAP_ANONYMOUS, -1, 0), -EINVAL),
+		ARG_CASE(hmmu_mmap(mm, 0, PAGE, RW, MAP_PRIVATE, -1, 0), -EBADF),
+		ARG_CASE(hmmu_mmap(mm, 0, PAGE, RW, MAP_SHARED | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0), -EOPNOTSUPP),
+		ARG_CASE(hmmu_mmap(mm, a, PAGE, RW, anon | MAP_FIXED_NOREPLACE, -1, 0), -EEXIST),
+		ARG_CASE(hmmu_munmap(NULL, a, PAGE), -EINVAL),
+		ARG_CASE(hmmu_munmap(mm, a + 1, PAGE), -EINVAL),
+		ARG_CASE(hmmu_munmap(mm, a, 0), -EINVAL),
+		ARG_CASE(hmmu_munmap(mm, top - PAGE, 2 * PAGE), -EINVAL),
+		ARG_CASE(hmmu_munmap(mm, a, -a), -EINVAL),
+		ARG_CASE(hmmu_mprotect(NULL, a, PAGE, PROT_READ), -EINVAL),
+		ARG_CASE(hmmu_mprotect(mm, a + 1, PAGE, PROT_READ), -EINVAL),
+		ARG_CASE(hmmu_mprotect(mm, a, PAGE, 0x100), -EINVAL),
+		ARG_CASE(hmmu_mprotect(mm, a, -a, PROT_READ), -EINVAL),
+		ARG_CASE(hmmu_madvise(NULL, a, PAGE, MADV_DONTNEED), -EINVAL),
+		ARG_CASE(hmmu_madvise(mm, a + 1, PAGE, MADV_DONTNEED), -EINVAL),
+		ARG_CASE(hmmu_madvise(mm, a, PAGE, 12345), -EINVAL),
+		ARG_CASE(hmmu_madvise(mm, a, -a, MADV_DONTNEED), -EINVAL),
+		ARG_CASE(hmmu_mremap(NULL, a, PAGE, PAGE, 0, 0), -EINVAL),
+		ARG_CASE(hmmu_mremap(mm, a + 1, PAGE, PAGE, 0, 0), -EINVAL),
+		ARG_CASE(hmmu_mremap(mm, a, 0, PAGE, 0, 0), -EINVAL),
+		ARG_CASE(hmmu_mremap(mm, a, PAGE, 0, 0, 0), -EINVAL),
+		ARG_CASE(hmmu_mremap(mm, a, PAGE, PAGE, 0x80, 0), -EINVAL),
+		ARG_CASE(hmmu_mremap(mm, a, PAGE, PAGE, MREMAP_FIXED, a + 8 * PAGE), -EINVAL),
+		ARG_CASE(hmmu_mremap(mm, a, 2 * PAGE, 2 * PAGE, MREMAP_MAYMOVE | MREMAP_FIXED, a + PAGE), -EINVAL),
+		ARG_CASE(hmmu_mremap(mm, a, PAGE, PAGE, MREMAP_MAYMOVE | MREMAP_FIXED, a + 8 * PAGE + 1), -EINVAL),
+		ARG_CASE(hmmu_mremap(mm, top - PAGE, 2 * PAGE, 2 * PAGE, 0, 0), -EINVAL),
+		ARG_CASE(hmmu_mremap(mm, a, PAGE, top + PAGE, MREMAP_MAYMOVE, 0), -EINVAL),
+		ARG_CASE(hmmu_mremap(mm, a + 8 * PAGE, PAGE, PAGE, 0, 0), -EFAULT),
+		ARG_CASE(hmmu_msync(NULL, a, PAGE, MS_SYNC), -EINVAL),
+		ARG_CASE(hmmu_msync(mm, a + 1, PAGE, MS_SYNC), -EINVAL),
+		ARG_CASE(hmmu_msync(mm, a, PAGE, 0x100), -EINVAL),
+		ARG_CASE(hmmu_msync(mm, a, PAGE, MS_SYNC | MS_ASYNC), -EINVAL),
+		ARG_CASE(hmmu_msync(mm, a, -a, MS_SYNC), -EINVAL),
+		ARG_CASE(hmmu_fork(NULL, &child), -EINVAL),
+		ARG_CASE(hmmu_fork(mm, NULL), -EINVAL),
+		ARG_CASE(hmmu_mmap_special(NULL, 0, PAGE, RW, MAP_SHARED, 0, hook_ok, NULL), -EINVAL),
+		ARG_CASE(hmmu_mmap_special(mm, 0, PAGE, RW, MAP_SHARED, 0, NULL, NULL), -EINVAL),
+		ARG_CASE(hmmu_mmap_special(mm, 0, PAGE, RW, MAP_SHARED | MAP_ANONYMOUS, 0, hook_ok, NULL), -EINVAL),
+		ARG_CASE(hmmu_mmap_special(mm, 0, 0, RW, MAP_SHARED, 0, hook_ok, NULL), -EINVAL),
+		ARG_CASE(hmmu_access(NULL, a, buf, 1, HMMU_ACCESS_READ), -EINVAL),
+		ARG_CASE(hmmu_access(mm, a, NULL, 1, HMMU_ACCESS_READ), -EINVAL),
+		ARG_CASE(hmmu_access(mm, a, buf, 1, 0x2), -EINVAL),
+		ARG_CASE(hmmu_access(mm, -4UL, buf, 8, HMMU_ACCESS_READ), -EINVAL),
+		ARG_CASE(hmmu_mm_get_stats(NULL, &after), -EINVAL),
+		ARG_CASE(hmmu_mm_get_stats(mm, NULL), -EINVAL),
+		ARG_CASE(hmmu_mm_for_each_vma(NULL, count_vma, &n), -EINVAL),
+		ARG_CASE(hmmu_mm_for_each_vma(mm, NULL, &n), -EINVAL),
+		ARG_CASE(hmmu_mm_create(1, &child), -EINVAL),
+		ARG_CASE(hmmu_mm_create(HMMU_MM_DEFAULT, NULL), -EINVAL),
+		ARG_CASE(hmmu_mmget_not_zero(NULL), false),
+	};
+
+	hmmu_test_arg_cases(locked, sizeof(locked) / sizeof(locked[0]));
+	hmmu_test_arg_cases(unlocked, sizeof(unlocked) / sizeof(unlocked[0]));
+	assert_ptr_equal(child, (struct hmmu_mm *)0x1);
+	after = stats(mm);
+	assert_memory_equal(&before, &after, sizeof(before));
+	assert_int_equal(nr_free(), free0);
+	assert_int_equal(get_byte(mm, a), 42);
+	/* The void calls take NULL as nothing to do. */
+	hmmu_mmget(NULL);
+	hmmu_mmput(NULL);
+	hmmu_mmgrab(NULL);
+	hmmu_mmdrop(NULL);
+	hmmu_unpin_user_page(NULL);
+	hmmu_unpin_user_pages(NULL, 3);
+	hmmu_mmap_read_lock(NULL);
+	hmmu_mmap_read_unlock(NULL);
+	hmmu_mmap_write_lock(NULL);
+	hmmu_mmap_write_unlock(NULL);
+	assert_false(hmmu_mmap_read_trylock(NULL));
+	/* An mm still alive keeps hmmu initialised, even one holding no page. */
+	assert_int_equal(hmmu_exit(), -EBUSY);
+	assert_int_equal(hmmu_mm_create(HMMU_MM_DEFAULT, &child), 0);
+	assert_int_equal(hmmu_munmap(mm, a, 4 * PAGE), 0);
+	assert_int_equal(hmmu_exit(), -EBUSY);
+	hmmu_mmput(child);
+}
+
 /* Users and structure references: the structure outlives the last user while grabbed. */
 static void test_mm_refcounts(void **state)
 {
@@ -1718,6 +1856,7 @@ int main(void)
 		HMMU_TEST(test_concurrent_huge_split),
 		HMMU_TEST(test_mm_create_invalid),
 		HMMU_TEST(test_mm_refcounts),
+		HMMU_TEST(test_mm_invalid_args),
 	};
 
 	hmmu_test_seed();

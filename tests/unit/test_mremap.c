@@ -562,6 +562,24 @@ static void test_move_cross_pmd(void **state)
 	free(pfns);
 }
 
+/*
+ * A moved run of empty entries whose source table holds entries elsewhere
+ * needs no destination table (found by the fuzz target: the move looked
+ * one up and hit a BUG_ON).
+ */
+static void test_move_empty_run(void **state)
+{
+	struct hmmu_mm *mm = hmmu_test_mm();
+	unsigned long a = map_at(mm, BASE, PMD, RW), to;
+
+	assert_int_equal(get_byte(mm, a + 20 * PAGE), 0);	/* the table holds a zero-page entry */
+	to = (unsigned long)hmmu_mremap(mm, a + 100 * PAGE, PAGE, 21 * PAGE, MAYMOVE, 0);
+	assert_true((long)to > 0 && to != a + 100 * PAGE);
+	assert_int_equal(get_byte(mm, to), 0);
+	assert_int_equal(get_byte(mm, to + 20 * PAGE), 0);
+	assert_true(unmapped(mm, a + 100 * PAGE));
+}
+
 /* ------------------------------------------------------------------ */
 /* Entries moved as they are                                           */
 /* ------------------------------------------------------------------ */
@@ -964,6 +982,7 @@ int main(void)
 		HMMU_TEST(test_move_notifier_events),
 		HMMU_TEST(test_move_same_pte_table),
 		HMMU_TEST(test_move_cross_pmd),
+		HMMU_TEST(test_move_empty_run),
 		HMMU_TEST(test_move_zero_pages),
 		HMMU_TEST(test_move_typed_entries),
 		HMMU_TEST(test_move_anon_index),

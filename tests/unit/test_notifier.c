@@ -139,6 +139,85 @@ static void test_register_unregister(void **state)
 	assert_int_equal(hmmu_mprotect(mm, a + PAGE, PAGE, PROT_READ), 0);
 	assert_int_equal(hmmu_munmap(mm, a, 8 * PAGE), 0);
 	nr_expect_count(4);
+	/* A second unregister, or one naming another mm, changes nothing. */
+	assert_null(s.n.mm);
+	hmmu_notifier_unregister(&s.n, mm);
+	hmmu_notifier_unregister(NULL, mm);
+	hmmu_notifier_unregister(&s.n, NULL);
+	nr_expect_count(4);
+	assert_int_equal(mm_count(mm), 1);
+}
+
+static bool inv_true(struct hmmu_interval_notifier *sub, const struct hmmu_notifier_range *range,
+		     unsigned long cur_seq)
+{
+	return true;
+}
+
+/*
+ * Every call of mmu_notifier.h with each kind of bad argument its doc
+ * lists: the documented errno or result, and nothing registered or
+ * delivered (the mm's structure count unchanged).
+ */
+static void test_notifier_invalid_args(void **state)
+{
+	static const struct hmmu_interval_notifier_ops no_inv, ops = { .invalidate = inv_true };
+	static const struct hmmu_notifier_ops no_alloc;
+	struct hmmu_mm *mm = hmmu_test_mm();
+	struct hmmu_notifier n = { .ops = NULL }, *got;
+	struct hmmu_interval_notifier in = { 0 };
+	struct hmmu_notifier_range range = { 0 };
+	int count = mm_count(mm);
+
+	got = hmmu_notifier_get(&no_alloc, mm);
+	assert_true(hmmu_is_err(got) && hmmu_ptr_err(got) == -EINVAL);
+	got = hmmu_notifier_get(&nr_full_ops, NULL);
+	assert_true(hmmu_is_err(got) && hmmu_ptr_err(got) == -EINVAL);
+	got = hmmu_notifier_get(NULL, mm);
+	assert_true(hmmu_is_err(got) && hmmu_ptr_err(got) == -EINVAL);
+	const struct hmmu_arg_case cases[] = {
+		ARG_CASE(hmmu_notifier_register(NULL, mm), -EINVAL),
+		ARG_CASE(hmmu_notifier_register(&n, NULL), -EINVAL),
+		ARG_CASE(hmmu_notifier_register(&n, mm), -EINVAL),	/* no ops */
+		ARG_CASE(hmmu_interval_notifier_insert(NULL, mm, 0, PAGE, &ops), -EINVAL),
+		ARG_CASE(hmmu_interval_notifier_insert(&in, NULL, 0, PAGE, &ops), -EINVAL),
+		ARG_CASE(hmmu_interval_notifier_insert(&in, mm, 0, PAGE, NULL), -EINVAL),
+		ARG_CASE(hmmu_interval_notifier_insert(&in, mm, 0, PAGE, &no_inv), -EINVAL),
+		ARG_CASE(hmmu_interval_notifier_insert(&in, mm, 0, 0, &ops), -EOVERFLOW),
+		ARG_CASE(hmmu_interval_notifier_insert(&in, mm, ~0UL - PAGE, 2 * PAGE, &ops), -EOVERFLOW),
+		ARG_CASE(hmmu_interval_read_begin(NULL), 0),
+		ARG_CASE(hmmu_interval_read_begin(&in), 0),		/* never inserted */
+		ARG_CASE(hmmu_interval_read_retry(NULL, 1), true),
+		ARG_CASE(hmmu_interval_check_retry(NULL, 1), true),
+		ARG_CASE(hmmu_notifier_range_blockable(NULL), false),
+		ARG_CASE(hmmu_notifier_range_update_to_read_only(NULL), false),
+		ARG_CASE(hmmu_notifier_invalidate_range_start_nonblock(NULL), -EINVAL),
+		ARG_CASE(hmmu_notifier_invalidate_range_start_nonblock(&range), -EINVAL),	/* no mm */
+		ARG_CASE(hmmu_mm_age(NULL, 0, PAGE, HMMU_AGE_TEST), -EINVAL),
+		ARG_CASE(hmmu_mm_age(mm, PAGE, PAGE, HMMU_AGE_TEST), -EINVAL),
+		ARG_CASE(hmmu_mm_age(mm, 2 * PAGE, PAGE, HMMU_AGE_TEST), -EINVAL),
+		ARG_CASE(hmmu_mm_age(mm, 1, PAGE, HMMU_AGE_TEST), -EINVAL),
+		ARG_CASE(hmmu_mm_age(mm, 0, HMMU_TASK_SIZE + PAGE, HMMU_AGE_TEST), -EINVAL),
+		ARG_CASE(hmmu_mm_age(mm, 0, PAGE, 0x4), -EINVAL),
+		ARG_CASE(hmmu_mm_reap(NULL), -EINVAL),
+	};
+
+	hmmu_test_arg_cases(cases, sizeof(cases) / sizeof(cases[0]));
+	assert_null(in.mm);
+	/* The void calls take NULL, or what is not registered, as nothing to do. */
+	hmmu_notifier_unregister(&n, mm);
+	hmmu_notifier_put(NULL);
+	hmmu_interval_notifier_remove(NULL);
+	hmmu_interval_notifier_remove(&in);
+	hmmu_interval_set_seq(NULL, 1);
+	hmmu_notifier_range_init(NULL, HMMU_NOTIFY_UNMAP, 0, mm, 0, PAGE);
+	hmmu_notifier_range_init_owner(NULL, HMMU_NOTIFY_MIGRATE, 0, mm, 0, PAGE, mm);
+	hmmu_notifier_invalidate_range_start(NULL);
+	hmmu_notifier_invalidate_range_start(&range);
+	hmmu_notifier_invalidate_range_end(NULL);
+	hmmu_notifier_invalidate_range_only_end(&range);
+	hmmu_notifier_invalidate_range(NULL, 0, PAGE);
+	assert_int_equal(mm_count(mm), count);
 }
 
 /* ------------------------------------------------------------------ */
@@ -712,6 +791,15 @@ static void test_age_young_ops(void **state)
 	nr_expect(6, NR_TEST_YOUNG, 1, a + 3 * PAGE, a + 4 * PAGE);
 	nr_expect_count(7);
 	assert_true(hmmu_pte_young(nr_leaf(mm, a + 3 * PAGE)));
+	/* Part of a huge entry: it is aged whole, only the pages asked count (found by the fuzz target). */
+	a = nr_map_at(mm, BASE + HMMU_PMD_SIZE, HMMU_PMD_SIZE, RW);
+	assert_int_equal(hmmu_madvise(mm, a, HMMU_PMD_SIZE, MADV_HUGEPAGE), 0);
+	touch_pages(mm, a, 1);
+	assert_int_equal(stats(mm).huge_pmds, 1);
+	assert_int_equal(hmmu_mm_age(mm, a + 8 * PAGE, a + 12 * PAGE, HMMU_AGE_TEST), 4);
+	assert_int_equal(hmmu_mm_age(mm, a + 8 * PAGE, a + 12 * PAGE, HMMU_AGE_FLUSH), 4);
+	assert_int_equal(hmmu_mm_age(mm, a, a + HMMU_PMD_SIZE, HMMU_AGE_TEST), 0);
+	a = BASE;
 	/* Invalid arguments. */
 	assert_int_equal(hmmu_mm_age(NULL, a, a + PAGE, 0), -EINVAL);
 	assert_int_equal(hmmu_mm_age(mm, a + PAGE, a + PAGE, 0), -EINVAL);
@@ -1723,6 +1811,7 @@ int main(void)
 		HMMU_TEST(test_range_init),
 		HMMU_TEST(test_register_einval),
 		HMMU_TEST(test_register_unregister),
+		HMMU_TEST(test_notifier_invalid_args),
 		HMMU_TEST(test_munmap_events),
 		HMMU_TEST(test_dontneed_events),
 		HMMU_TEST(test_mprotect_events),
