@@ -15,6 +15,7 @@
 #include <hmmu/hmm.h>
 #include <hmmu/migrate.h>
 #include <hmmu/stat.h>
+#include <hmmu/host.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -26,13 +27,16 @@ struct hmmu_config {
 	unsigned long ram_size;
 	/* Bound on retry loops (range fault, migration waits), ms.  Default 1000. */
 	unsigned int retry_timeout_ms;
+	/* Address space of each host mm (HMMU_MM_HOST), rounded up to 2 MiB.  Default 256 MiB. */
+	unsigned long host_arena_size;
 };
 
 /**
  * hmmu_init() - set up system RAM (node 0) and the zero page.
  * @cfg: configuration, or NULL for defaults.
  *
- * Returns 0, -EINVAL for a RAM size below 4 MiB or above 1 TiB, -EBUSY if
+ * Returns 0, -EINVAL for a RAM size below 4 MiB or above 1 TiB or a host
+ * arena size below 2 MiB or above 1 TiB, -EBUSY if
  * already initialised, or -ENOMEM when the reservation fails.
  */
 HMMU_EXPORT int hmmu_init(const struct hmmu_config *cfg);

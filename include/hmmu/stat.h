@@ -85,6 +85,9 @@ enum hmmu_stat_item {
 	/* Device pages collected for eviction by hmmu_migrate_device_range()
 	 * (in use, locked and unmapped: src has MIGRATE on return). */
 	HMMU_STAT_EVICT,
+	/* Faults of host mms resolved by hmmu: SIGBUS handler calls and
+	 * hmmu_prefault() pages (docs/host.md). */
+	HMMU_STAT_HOST_FAULT,
 	HMMU_STAT_NR
 };
 

@@ -13,7 +13,9 @@ int hmmu_mm_create(unsigned int flags, struct hmmu_mm **mmp)
 	pthread_rwlockattr_t attr;
 	struct hmmu_mm *mm;
 
-	if (flags != HMMU_MM_DEFAULT || !mmp || !hmmu_is_initialised())
+	int err;
+
+	if ((flags & ~HMMU_MM_HOST) || !mmp || !hmmu_is_initialised())
 		return -EINVAL;
 	mm = calloc(1, sizeof(*mm));
 	if (!mm)
@@ -32,6 +34,13 @@ int hmmu_mm_create(unsigned int flags, struct hmmu_mm **mmp)
 	CDS_INIT_LIST_HEAD(&mm->vma_list);
 	atomic_init(&mm->mm_users, 1);
 	atomic_init(&mm->mm_count, 1);
+	if (flags & HMMU_MM_HOST) {
+		err = hmmu_host_create(mm);
+		if (err) {
+			hmmu_mmput(mm);
+			return err;
+		}
+	}
 	*mmp = mm;
 	return 0;
 }
@@ -105,6 +114,8 @@ void hmmu_mmput(struct hmmu_mm *mm)
 	if (atomic_fetch_sub_explicit(&mm->mm_users, 1, memory_order_acq_rel) != 1)
 		return;
 	hmmu_exit_mmap(mm);
+	if (mm->host)
+		hmmu_host_release(mm);
 	hmmu_mmdrop(mm);
 }
 

@@ -1630,7 +1630,7 @@ static void test_mm_create_invalid(void **state)
 {
 	struct hmmu_mm *mm = (struct hmmu_mm *)0x1;
 
-	assert_int_equal(hmmu_mm_create(1, &mm), -EINVAL);
+	assert_int_equal(hmmu_mm_create(2, &mm), -EINVAL);
 	assert_int_equal(hmmu_mm_create(~0u, &mm), -EINVAL);
 	assert_ptr_equal(mm, (struct hmmu_mm *)0x1);
 	assert_int_equal(hmmu_mm_create(HMMU_MM_DEFAULT, NULL), -EINVAL);
