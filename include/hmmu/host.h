@@ -66,6 +66,18 @@ HMMU_EXPORT int hmmu_host_probe(const char **why);
 HMMU_EXPORT int hmmu_prefault(const void *addr, size_t len, bool write);
 
 /**
+ * hmmu_host_signals() - put hmmu's SIGBUS handler in front of the one
+ * installed now, which then receives every SIGBUS that is not a host
+ * fault (with its own siginfo and context).  hmmu_mm_create(HMMU_MM_HOST)
+ * does this; a program (or test framework) that installs its own SIGBUS
+ * handler later must call it again, or host faults reach that handler.
+ *
+ * Context: any thread, not a signal handler.  Returns 0 or the errno of
+ * sigaction(2).
+ */
+HMMU_EXPORT int hmmu_host_signals(void);
+
+/**
  * hmmu_host_arena() - the arena of the host mm @mm: *@basep and *@sizep
  * receive its first address and size.  Returns 0 or -EINVAL (@mm is not a
  * host mm, or a NULL argument).

@@ -111,7 +111,7 @@ static int hmmu_host_map_zero(struct hmmu_host *host, unsigned long addr)
  * Map @addr for real as hmmu's entry has it, if no invalidation has begun
  * since @seq (read_retry under the stripe lock, the driver lock of the
  * protocol).  Context: mmap_lock held for read.  0, -EAGAIN (retry the
- * fault), -EIO (the entry maps a frame of another node: see docs/host.md).
+ * fault), -EXDEV (the entry maps a frame of another node: rehome it).
  */
 static int hmmu_host_install(struct hmmu_host *host, unsigned long addr, bool write, unsigned long seq)
 {
@@ -127,7 +127,7 @@ static int hmmu_host_install(struct hmmu_host *host, unsigned long addr, bool wr
 	if (!page)
 		ret = hmmu_host_map_zero(host, addr);
 	else if (page != &host->node->pages[hmmu_host_idx(host, addr)])
-		ret = -EIO;
+		ret = -EXDEV;
 	else
 		ret = hmmu_host_map_page(host, addr, writable);
 out:
@@ -138,6 +138,35 @@ out:
 /* ------------------------------------------------------------------ */
 /* The fault                                                           */
 /* ------------------------------------------------------------------ */
+
+/*
+ * The page at @addr is a system page of node 0 (device eviction, which
+ * has no address to allocate for, brought it back): move it into the
+ * frame of @addr with a one-page migration, then let the fault retry.
+ * Context: mmap_lock held for read, no other lock.  Always -EAGAIN.
+ */
+static int hmmu_host_rehome(struct hmmu_host *host, struct hmmu_vma *vma, unsigned long addr)
+{
+	unsigned long src = 0, dst = 0;
+	struct hmmu_migrate_vma args = {
+		.vma = vma, .src = &src, .dst = &dst, .start = addr, .end = addr + HMMU_PAGE_SIZE,
+		.pgmap_owner = host, .flags = HMMU_MIGRATE_VMA_SELECT_SYSTEM,
+	};
+	struct hmmu_page *spage, *dpage;
+
+	if (hmmu_migrate_vma_setup(&args))
+		return -EAGAIN;
+	spage = hmmu_migrate_pfn_to_page(src);
+	if ((src & HMMU_MIGRATE_PFN_MIGRATE) && spage && hmmu_page_node(spage) != host->node &&
+	    (dpage = hmmu_alloc_page_vma(vma, addr))) {
+		hmmu_lock_page(dpage);
+		memcpy(hmmu_page_address(dpage), hmmu_page_address(spage), HMMU_PAGE_SIZE);
+		dst = hmmu_migrate_pfn(hmmu_page_to_pfn(dpage));
+	}
+	hmmu_migrate_vma_pages(&args);
+	hmmu_migrate_vma_finalize(&args);
+	return -EAGAIN;
+}
 
 /* hmmu's fault result as an errno: -ENOMEM, -EIO (SIGBUS) or -EACCES (SIGSEGV). */
 static int hmmu_host_fault_errno(hmmu_vm_fault_t ret)
@@ -169,6 +198,8 @@ static int hmmu_host_fault_once(struct hmmu_host *host, unsigned long addr, bool
 	} else {
 		fret = hmmu_handle_mm_fault(vma, addr, HMMU_FAULT_FLAG_USER | (write ? HMMU_FAULT_FLAG_WRITE : 0));
 		ret = fret & HMMU_VM_FAULT_ERROR ? hmmu_host_fault_errno(fret) : hmmu_host_install(host, addr, write, seq);
+		if (ret == -EXDEV)
+			ret = hmmu_host_rehome(host, vma, addr);
 	}
 	hmmu_mmap_read_unlock(mm);
 	return ret;
@@ -331,7 +362,7 @@ static void hmmu_host_sigbus(int sig, siginfo_t *si, void *uctx)
  * a test framework) installed since is chained behind ours again.
  * Context: takes hmmu_host_signals_lock.
  */
-int hmmu_host_signals_init(void)
+int hmmu_host_signals(void)
 {
 	struct sigaction act = { .sa_sigaction = hmmu_host_sigbus, .sa_flags = SA_SIGINFO | SA_RESTART }, cur;
 	int err = 0;

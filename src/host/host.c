@@ -159,7 +159,7 @@ static int hmmu_host_build(struct hmmu_host *host)
 	if (host->nid < 0)
 		return host->nid;
 	host->node = hmmu_node_get(host->nid);
-	return hmmu_host_signals_init();
+	return hmmu_host_signals();
 }
 
 int hmmu_host_create(struct hmmu_mm *mm)

@@ -95,8 +95,5 @@ int hmmu_host_uffd_open(void);
 /* The host mm whose arena holds @addr, or NULL.  Lock-free (signal handlers). */
 struct hmmu_host *hmmu_host_lookup(unsigned long addr);
 
-/* fault.c */
-/* Install the SIGBUS handler (once); 0 or -errno. */
-int hmmu_host_signals_init(void);
 
 #endif /* HMMU_HOST_PRIV_H */
