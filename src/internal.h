@@ -1041,6 +1041,8 @@ static inline void hmmu_notify_start(struct hmmu_notifier_range *r, enum hmmu_no
  *   for write.  0 or -ENOMEM.
  * hmmu_host_alloc_frame() - the frame of @addr (hmmu_alloc_page_vma()):
  *   waits (bounded) for the previous page there to be freed.  NULL on timeout.
+ * hmmu_host_overlaps() - does [start, start + len) meet a host arena?
+ *   Lock-free.  Library code copies such user buffers outside its locks.
  * hmmu_host_frame_free() - frame @idx was freed (refcount 0, reset): punch
  *   its memfd page out and make it claimable again.  Any context but a
  *   page-table lock.
@@ -1057,6 +1059,7 @@ long hmmu_host_unmapped_area(struct hmmu_host *host, unsigned long hint, unsigne
 int hmmu_host_vma_prepare(struct hmmu_vma *vma);
 struct hmmu_page *hmmu_host_alloc_frame(struct hmmu_host *host, unsigned long addr);
 void hmmu_host_frame_free(struct hmmu_host *host, unsigned long idx);
+bool hmmu_host_overlaps(unsigned long start, size_t len);
 bool hmmu_host_in_fault(void);
 
 /* ---------------------------------------------------------------------- */

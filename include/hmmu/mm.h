@@ -398,7 +398,9 @@ HMMU_EXPORT hmmu_vm_fault_t hmmu_handle_mm_fault(struct hmmu_vma *vma, unsigned 
  *
  * Takes the mmap_lock for read.  Each page's bytes are copied under its
  * page-table lock, so no concurrent change of the entry (migration,
- * unmap) can lose a write or return stale data.  The caller holds a user
+ * unmap) can lose a write or return stale data.  A @buf in a host mm's
+ * memory is touched only outside hmmu's locks (through a bounce buffer),
+ * so it may fault.  The caller holds a user
  * reference on @mm.  Returns 0, or -EFAULT when some byte has no VMA or the
  * VMA forbids the access (bytes before it were transferred, as a CPU would
  * have), -ENOMEM when a page could not be allocated, -EINVAL for bad

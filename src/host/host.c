@@ -58,6 +58,18 @@ static void hmmu_host_atfork_register(void)
 	pthread_atfork(NULL, NULL, hmmu_host_atfork_child);
 }
 
+bool hmmu_host_overlaps(unsigned long start, size_t len)
+{
+	for (int i = 0; i < HMMU_MAX_HOSTS; i++) {
+		/* Pairs with the release store in hmmu_host_publish(). */
+		struct hmmu_host *host = atomic_load_explicit(&hmmu_hosts[i], memory_order_acquire);
+
+		if (host && start < host->base + host->size && start + len > host->base)
+			return true;
+	}
+	return false;
+}
+
 /* Give @host a slot; 0 or -ENOSPC. */
 static int hmmu_host_publish(struct hmmu_host *host)
 {
@@ -381,29 +393,25 @@ static uint64_t hmmu_host_stripe_mask(unsigned long start, unsigned long end)
 	return mask;
 }
 
-/* Lock the stripes of @mask in ascending order; false (none held) if @try and one is busy. */
-static bool hmmu_host_lock_stripes(struct hmmu_host *host, uint64_t mask, bool try)
+/*
+ * Pass through the lock of every stripe of @mask (ascending), holding one
+ * at a time.  Called after hmmu_interval_set_seq(): an install under a
+ * stripe either finished before we took it (the zap that follows removes
+ * it) or takes it after us and sees the new sequence in read_retry (it
+ * retries).  With @try a busy stripe fails the pass (false).
+ */
+static bool hmmu_host_stripes_barrier(struct hmmu_host *host, uint64_t mask, bool try)
 {
 	for (int i = 0; i < HMMU_HOST_STRIPES; i++) {
 		if (!(mask & (1ULL << i)))
 			continue;
-		if (!try) {
-			pthread_mutex_lock(&host->stripe[i].lock);
-		} else if (pthread_mutex_trylock(&host->stripe[i].lock)) {
-			for (int j = 0; j < i; j++)
-				if (mask & (1ULL << j))
-					pthread_mutex_unlock(&host->stripe[j].lock);
+		if (try && pthread_mutex_trylock(&host->stripe[i].lock))
 			return false;
-		}
+		if (!try)
+			pthread_mutex_lock(&host->stripe[i].lock);
+		pthread_mutex_unlock(&host->stripe[i].lock);
 	}
 	return true;
-}
-
-static void hmmu_host_unlock_stripes(struct hmmu_host *host, uint64_t mask)
-{
-	for (int i = HMMU_HOST_STRIPES - 1; i >= 0; i--)
-		if (mask & (1ULL << i))
-			pthread_mutex_unlock(&host->stripe[i].lock);
 }
 
 /*
@@ -431,7 +439,8 @@ static void hmmu_host_zap(struct hmmu_host *host, const struct hmmu_notifier_ran
  * The interval callback.  Every event, MIGRATE included (whoever migrates,
  * the real mapping of the old page must go).  RELEASE (teardown) marks the
  * host dying: the frames freed next need no punch.  Context: the
- * invalidation's; takes the range's stripes (trylock when not blockable).
+ * invalidation's; takes the range's stripes one at a time (trylock when
+ * not blockable).
  */
 static bool hmmu_host_invalidate(struct hmmu_interval_notifier *sub, const struct hmmu_notifier_range *range,
 				 unsigned long cur_seq)
@@ -446,11 +455,10 @@ static bool hmmu_host_invalidate(struct hmmu_interval_notifier *sub, const struc
 	start = HMMU_ALIGN_DOWN(start, HMMU_PAGE_SIZE);
 	end = HMMU_ALIGN_UP(end, HMMU_PAGE_SIZE);
 	mask = hmmu_host_stripe_mask(start, end);
-	if (!hmmu_host_lock_stripes(host, mask, !hmmu_notifier_range_blockable(range)))
-		return false;
 	hmmu_interval_set_seq(sub, cur_seq);
+	if (!hmmu_host_stripes_barrier(host, mask, !hmmu_notifier_range_blockable(range)))
+		return false;
 	hmmu_host_zap(host, range, start, end);
-	hmmu_host_unlock_stripes(host, mask);
 	return true;
 }
 

@@ -48,9 +48,10 @@ struct hmmu_host_stripe {
  * The real mapping of the arena is a secondary MMU of the mm: `notifier`
  * covers the whole arena and never skips an event.  Stripe s's lock (the
  * "driver lock" of the interval notifier protocol) serialises installing
- * a real mapping of a page of stripe s (fault.c) with invalidations that
- * cover it; an invalidation takes the stripes of its range in ascending
- * order.  Order: mmap_lock -> stripe -> page-table lock.
+ * a real mapping of a page of stripe s (fault.c, read_retry under it)
+ * with invalidations that cover it: an invalidation sets the sequence,
+ * then takes and drops each stripe of its range in turn, then zaps.
+ * Order: mmap_lock -> stripe -> page-table lock.
  *
  * frame[i] (atomic) is frame i's state.  FREE -> USED by the allocator's
  * compare-and-swap (acquire); USED -> FREE by the free path after the

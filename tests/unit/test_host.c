@@ -332,6 +332,30 @@ static void test_host_munmap(void **state)
 	hmmu_mmput(mm);
 }
 
+/*
+ * hmmu_access() with a buffer that is itself host memory on the device:
+ * the buffer faults outside hmmu's locks (same mm, same page table).
+ */
+static void test_host_access_host_buffer(void **state)
+{
+	struct hmmu_mm *mm = host_mm();
+	char *p = host_map(mm, 2 * PAGE, PROT_READ | PROT_WRITE);
+	struct hmmu_dmirror_device *dev;
+	struct hmmu_dmirror *mirror = host_mirror(mm, 1, &dev);
+
+	memset(p, 'a', PAGE);
+	memset(p + PAGE, 'b', PAGE);
+	assert_int_equal(hmmu_dmirror_migrate_to_device(mirror, (unsigned long)p, 2, 0), 2);
+	put_bytes(mm, (unsigned long)p + PAGE, p, PAGE);
+	assert_int_equal(p[2 * PAGE - 1], 'a');
+	assert_int_equal(hmmu_dmirror_migrate_to_device(mirror, (unsigned long)p, 2, 0), 2);
+	get_bytes(mm, (unsigned long)p + PAGE + 10, p + 20, 100);
+	assert_int_equal(p[20], 'a');
+	assert_int_equal(p[19], 'a');
+	host_mirror_done(mirror, dev);
+	hmmu_mmput(mm);
+}
+
 /* What host mms refuse, and placement inside the arena. */
 static void test_host_unsupported(void **state)
 {
@@ -444,6 +468,7 @@ int main(void)
 		HMMU_TEST(test_host_sigsegv_default),
 		HMMU_TEST(test_host_syscall_efault),
 		HMMU_TEST(test_host_munmap),
+		HMMU_TEST(test_host_access_host_buffer),
 		HMMU_TEST(test_host_unsupported),
 		HMMU_TEST(test_host_threads),
 	};
