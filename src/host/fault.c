@@ -108,12 +108,76 @@ static int hmmu_host_map_zero(struct hmmu_host *host, unsigned long addr)
 }
 
 /*
+ * The PTE mapping @addr read without its lock, and in *@ptep its slot (0
+ * and NULL when no PTE table reaches it): the mmap_lock, which the caller
+ * holds, keeps the tables; the entry itself may change any time.
+ */
+static hmmu_pte_t hmmu_host_pte_peek(struct hmmu_mm *mm, unsigned long addr, hmmu_pte_t **ptep)
+{
+	struct hmmu_pt *pmd_pt;
+	hmmu_pte_t *pmdp = hmmu_pmd_lookup(mm, addr, false, &pmd_pt);
+	hmmu_pte_t pmd = pmdp ? __atomic_load_n(pmdp, __ATOMIC_ACQUIRE) : 0;
+
+	*ptep = NULL;
+	if (!hmmu_pte_table(pmd))
+		return 0;
+	*ptep = &hmmu_pte_to_table(pmd)->e[hmmu_pt_index(addr, 0)];
+	return hmmu_pte_read(*ptep);
+}
+
+/* A present entry mapping the own frame of @addr (not the zero page), writable or not as @w. */
+static bool hmmu_host_pte_mappable(struct hmmu_host *host, hmmu_pte_t e, unsigned long addr, bool w)
+{
+	return hmmu_pte_present(e) && hmmu_pte_write(e) == w &&
+	       hmmu_pte_pfn(e) == host->node->start_pfn + hmmu_host_idx(host, addr);
+}
+
+/*
+ * Map-around: after a fault that brought @addr back from a device, map
+ * its neighbours that came back with it (driver fault-around) in the
+ * aligned window of HMMU_HOST_AROUND pages, one UFFDIO_CONTINUE per run
+ * of like entries, so they do not fault one by one.  Pages already mapped
+ * end a run (EEXIST) and are skipped.  Context: the window's stripe held,
+ * read_retry just passed; mmap_lock held for read.
+ */
+static void hmmu_host_map_around(struct hmmu_host *host, struct hmmu_vma *vma, unsigned long addr)
+{
+	unsigned long win = HMMU_ALIGN_DOWN(addr, HMMU_HOST_AROUND << HMMU_PAGE_SHIFT);
+	unsigned long a = HMMU_MAX(win, vma->vm_start);
+	unsigned long end = HMMU_MIN(win + (HMMU_HOST_AROUND << HMMU_PAGE_SHIFT), vma->vm_end);
+	hmmu_pte_t *ptep, e;
+
+	while (a < end) {
+		unsigned long run = a;
+		struct uffdio_continue cont = { .range.start = a };
+		bool w;
+
+		e = hmmu_host_pte_peek(host->mm, a, &ptep);
+		w = hmmu_pte_write(e);
+		while (ptep && a < end && a != addr && hmmu_host_pte_mappable(host, hmmu_pte_read(ptep), a, w)) {
+			a += HMMU_PAGE_SIZE;
+			ptep++;
+		}
+		if (a == run) {
+			a += HMMU_PAGE_SIZE;
+			continue;
+		}
+		cont.range.len = a - run;
+		cont.mode = UFFDIO_CONTINUE_MODE_DONTWAKE | (w ? 0 : UFFDIO_CONTINUE_MODE_WP);
+		if (ioctl(host->uffd, UFFDIO_CONTINUE, &cont) && cont.mapped >= 0)
+			a = run + (unsigned long)cont.mapped + HMMU_PAGE_SIZE;
+	}
+}
+
+/*
  * Map @addr for real as hmmu's entry has it, if no invalidation has begun
  * since @seq (read_retry under the stripe lock, the driver lock of the
- * protocol).  Context: mmap_lock held for read.  0, -EAGAIN (retry the
- * fault), -EXDEV (the entry maps a frame of another node: rehome it).
+ * protocol), and with @around its neighbours.  Context: mmap_lock held
+ * for read.  0, -EAGAIN (retry the fault), -EXDEV (the entry maps a frame
+ * of another node: rehome it).
  */
-static int hmmu_host_install(struct hmmu_host *host, unsigned long addr, bool write, unsigned long seq)
+static int hmmu_host_install(struct hmmu_host *host, struct hmmu_vma *vma, unsigned long addr, bool write,
+			     unsigned long seq, bool around)
 {
 	struct hmmu_host_stripe *s = hmmu_host_stripe_of(host, addr);
 	struct hmmu_page *page;
@@ -130,6 +194,8 @@ static int hmmu_host_install(struct hmmu_host *host, unsigned long addr, bool wr
 		ret = -EXDEV;
 	else
 		ret = hmmu_host_map_page(host, addr, writable);
+	if (!ret && around)
+		hmmu_host_map_around(host, vma, addr);
 out:
 	pthread_mutex_unlock(&s->lock);
 	return ret;
@@ -178,10 +244,12 @@ static int hmmu_host_fault_errno(hmmu_vm_fault_t ret)
 
 /*
  * One pass: under the mmap_lock, fault @addr in hmmu's page table and
- * install it.  0, -EAGAIN (an invalidation intervened: again), -EFAULT (no
- * VMA), -EACCES (the VMA forbids the access) or hmmu_host_fault_errno().
+ * install it.  *@around is set (and stays set over the passes of one
+ * fault) once the entry is seen on a device: then neighbours are mapped
+ * too.  0, -EAGAIN (an invalidation intervened: again), -EFAULT (no VMA),
+ * -EACCES (the VMA forbids the access) or hmmu_host_fault_errno().
  */
-static int hmmu_host_fault_once(struct hmmu_host *host, unsigned long addr, bool write)
+static int hmmu_host_fault_once(struct hmmu_host *host, unsigned long addr, bool write, bool *around)
 {
 	unsigned long seq = hmmu_interval_read_begin(&host->notifier);
 	struct hmmu_mm *mm = host->mm;
@@ -196,8 +264,13 @@ static int hmmu_host_fault_once(struct hmmu_host *host, unsigned long addr, bool
 	} else if (!(vma->vm_flags & (write ? HMMU_VM_WRITE : HMMU_VM_READ))) {
 		ret = -EACCES;
 	} else {
+		hmmu_pte_t *ptep, e = hmmu_host_pte_peek(mm, addr, &ptep);
+
+		/* A page coming back from a device may bring neighbours (fault-around). */
+		*around |= !hmmu_pte_none(e) && !hmmu_pte_present(e);
 		fret = hmmu_handle_mm_fault(vma, addr, HMMU_FAULT_FLAG_USER | (write ? HMMU_FAULT_FLAG_WRITE : 0));
-		ret = fret & HMMU_VM_FAULT_ERROR ? hmmu_host_fault_errno(fret) : hmmu_host_install(host, addr, write, seq);
+		ret = fret & HMMU_VM_FAULT_ERROR ? hmmu_host_fault_errno(fret)
+						 : hmmu_host_install(host, vma, addr, write, seq, *around);
 		if (ret == -EXDEV)
 			ret = hmmu_host_rehome(host, vma, addr);
 	}
@@ -214,6 +287,7 @@ static int hmmu_host_fault_once(struct hmmu_host *host, unsigned long addr, bool
 static int hmmu_host_fault(struct hmmu_host *host, unsigned long addr, bool write)
 {
 	struct timespec t0, now;
+	bool around = false;
 	int ret;
 
 	if (!hmmu_mmget_not_zero(host->mm))
@@ -221,7 +295,7 @@ static int hmmu_host_fault(struct hmmu_host *host, unsigned long addr, bool writ
 	hmmu_host_faulting = true;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (;;) {
-		ret = hmmu_host_fault_once(host, addr & HMMU_PAGE_MASK, write);
+		ret = hmmu_host_fault_once(host, addr & HMMU_PAGE_MASK, write, &around);
 		if (ret != -EAGAIN && ret != -ENOMEM)
 			break;
 		clock_gettime(CLOCK_MONOTONIC, &now);

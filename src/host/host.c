@@ -383,13 +383,13 @@ static void hmmu_host_punch_free(struct hmmu_host *host, unsigned long start, un
 /* Stripes covering [start, end) as a bit mask. */
 static uint64_t hmmu_host_stripe_mask(unsigned long start, unsigned long end)
 {
-	unsigned long n = (end - start) >> HMMU_PAGE_SHIFT;
+	unsigned long first = start >> HMMU_HOST_BLOCK_SHIFT, last = (end - 1) >> HMMU_HOST_BLOCK_SHIFT;
 	uint64_t mask = 0;
 
-	if (n >= HMMU_HOST_STRIPES)
+	if (last - first >= HMMU_HOST_STRIPES)
 		return ~0ULL;
-	for (unsigned long a = start; a < end; a += HMMU_PAGE_SIZE)
-		mask |= 1ULL << ((a >> HMMU_PAGE_SHIFT) % HMMU_HOST_STRIPES);
+	for (unsigned long b = first; b <= last; b++)
+		mask |= 1ULL << (b % HMMU_HOST_STRIPES);
 	return mask;
 }
 

@@ -27,8 +27,14 @@
 
 /* Most host mms alive at once (the signal handler scans a table this big). */
 #define HMMU_MAX_HOSTS 64
-/* Stripes of the mapping lock: a page's is (addr >> PAGE_SHIFT) % HMMU_HOST_STRIPES. */
+/*
+ * Stripes of the mapping lock, by blocks of HMMU_HOST_AROUND pages: a
+ * page's is (addr / block) % HMMU_HOST_STRIPES, so a whole map-around
+ * window (fault.c) is under one stripe.
+ */
 #define HMMU_HOST_STRIPES 64
+#define HMMU_HOST_AROUND 64UL	/* == 1 << (HMMU_HOST_BLOCK_SHIFT - HMMU_PAGE_SHIFT) */
+#define HMMU_HOST_BLOCK_SHIFT (HMMU_PAGE_SHIFT + 6)
 
 /* Frame states (struct hmmu_host::frame). */
 enum {
@@ -85,7 +91,7 @@ static inline bool hmmu_host_covers(const struct hmmu_host *host, unsigned long 
 
 static inline struct hmmu_host_stripe *hmmu_host_stripe_of(struct hmmu_host *host, unsigned long addr)
 {
-	return &host->stripe[(addr >> HMMU_PAGE_SHIFT) % HMMU_HOST_STRIPES];
+	return &host->stripe[(addr >> HMMU_HOST_BLOCK_SHIFT) % HMMU_HOST_STRIPES];
 }
 
 /* uffd.c */

@@ -169,7 +169,11 @@ static void test_host_dmirror(void **state)
 	hmmu_mmput(mm);
 }
 
-/* Fault-around in migrate_to_ram: fewer driver calls; each page still faults once in the real mapping. */
+/*
+ * Fault-around in migrate_to_ram: one driver call per FA pages, and the
+ * pages that came back with the faulting one are mapped with it, so one
+ * SIGBUS per FA pages.
+ */
 static void test_host_dmirror_fault_around(void **state)
 {
 	struct hmmu_mm *mm = host_mm();
@@ -178,13 +182,19 @@ static void test_host_dmirror_fault_around(void **state)
 	struct hmmu_dmirror_device *dev;
 	struct hmmu_dmirror *mirror = host_mirror(mm, FA, &dev);
 	struct hmmu_dmirror_device_stats st;
+	unsigned long f0;
 
 	memset(p, 0x5a, N * PAGE);
 	assert_int_equal(hmmu_dmirror_migrate_to_device(mirror, (unsigned long)p, N, 0), N);
+	f0 = host_faults();
 	for (int i = 0; i < N; i++)
 		assert_int_equal(p[i * PAGE + 1], 0x5a);
+	assert_int_equal(host_faults() - f0, N / FA);
 	assert_int_equal(hmmu_dmirror_device_get_stats(dev, &st), 0);
 	assert_int_equal(st.migrate_to_ram, N / FA);
+	for (int i = 0; i < N; i++)
+		p[i * PAGE + 2] = 1;
+	assert_int_equal(host_faults() - f0, N / FA);
 	host_mirror_done(mirror, dev);
 	hmmu_mmput(mm);
 }
