@@ -166,6 +166,7 @@ int hmmu_cmd_demo(int argc, char **argv)
 	printf("\nVMAs:\n");
 	hmmu_mm_for_each_vma(d.mm, demo_print_vma, NULL);
 	bad = demo_verify(&d, hole, dropped);
+	bad += hmmu_demo_host(d.size / 4 < 16 * MIB ? d.size / 4 : 16 * MIB);	/* tools/demo_host.c */
 	hmmu_mmput(d.mm);
 	printf("\npages in use after teardown: %ld\n", d.free_before - hmmu_node_nr_free_pages(0));
 	printf("result: %s (%ld bad pages)\n", bad ? "MISMATCH" : "verified", bad);

@@ -294,6 +294,45 @@ static void test_host_sigsegv_default(void **state)
 	assert_int_equal(WTERMSIG(status), SIGSEGV);
 }
 
+/*
+ * An unprivileged process (vm.unprivileged_userfaultfd=0 refuses it
+ * kernel-mode faults) still gets host mms, through UFFD_USER_MODE_ONLY:
+ * as root, a child drops to "nobody" and runs stores and loads.  Run
+ * unprivileged, every test here already takes that path.
+ */
+static void test_host_unprivileged(void **state)
+{
+	int status;
+	pid_t pid;
+
+	need_host();
+	if (geteuid() != 0) {
+		print_message("not root: the other tests ran unprivileged\n");
+		skip();
+	}
+	pid = fork();
+	assert_true(pid >= 0);
+	if (!pid) {
+		struct hmmu_mm *mm;
+		char *p;
+
+		if (setgid(65534) || setuid(65534))
+			_exit(2);
+		if (hmmu_mm_create(HMMU_MM_HOST, &mm))
+			_exit(3);
+		p = (char *)hmmu_mmap(mm, 0, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		for (int i = 0; i < 4; i++)
+			p[i * PAGE] = (char)(i + 1);
+		for (int i = 0; i < 4; i++)
+			if (p[i * PAGE] != i + 1 || p[i * PAGE + 1])
+				_exit(4);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 /* A system call writing into device-resident memory gets EFAULT; after hmmu_prefault() it works. */
 static void test_host_syscall_efault(void **state)
 {
@@ -476,6 +515,7 @@ int main(void)
 		HMMU_TEST(test_host_dmirror_fault_around),
 		HMMU_TEST(test_host_sigsegv),
 		HMMU_TEST(test_host_sigsegv_default),
+		HMMU_TEST(test_host_unprivileged),
 		HMMU_TEST(test_host_syscall_efault),
 		HMMU_TEST(test_host_munmap),
 		HMMU_TEST(test_host_access_host_buffer),
