@@ -42,6 +42,38 @@ static enum hmmu_memory_type conf_variant;
 /* The host variant: the mm is a host mm, CPU accesses are plain loads and stores. */
 static bool conf_host;
 
+/*
+ * CPU accesses.  hmmu_access() on an ordinary mm; on a host mm (the host
+ * variant) plain loads and stores through the address itself, with hmmu's
+ * SIGBUS handler in front of the one cmocka installs around each test.
+ */
+static inline void cpu_host_arm(void)
+{
+	assert_int_equal(hmmu_host_signals(), 0);
+}
+
+static inline int cpu_access(struct hmmu_mm *mm, unsigned long addr, void *buf, size_t len, unsigned int flags)
+{
+	if (!conf_host)
+		return hmmu_access(mm, addr, buf, len, flags);
+	cpu_host_arm();
+	if (flags == HMMU_ACCESS_WRITE)
+		memcpy((void *)addr, buf, len);
+	else
+		memcpy(buf, (const void *)addr, len);
+	return 0;
+}
+
+static inline void cpu_get(struct hmmu_mm *mm, unsigned long addr, void *buf, size_t len)
+{
+	assert_int_equal(cpu_access(mm, addr, buf, len, HMMU_ACCESS_READ), 0);
+}
+
+static inline void cpu_put(struct hmmu_mm *mm, unsigned long addr, const void *buf, size_t len)
+{
+	assert_int_equal(cpu_access(mm, addr, (void *)buf, len, HMMU_ACCESS_WRITE), 0);
+}
+
 static inline bool conf_coherent(void)
 {
 	return conf_variant == HMMU_MEMORY_DEVICE_COHERENT;
@@ -90,6 +122,7 @@ static inline int conf_main(int argc, char **argv, const struct conf_case *cases
 			printf("SKIP %s.host: host mms unavailable: %s\n", conf_current->name, why);
 			return CONF_SKIP;
 		}
+		hmmu_test_mm_flags = HMMU_MM_HOST;	/* hmmu_test_mm() */
 	}
 
 	snprintf(name, sizeof(name), "%s.%s", conf_current->name, argv[2]);

@@ -3,7 +3,19 @@
  * conformance.<scenario>.<variant> (spec/conformance.md Part 1): the 29
  * scenarios of the kernel's HMM selftest (spec/kernel-semantics.md 6.2),
  * each in a private and a coherent variant, against the dmirror reference
- * device.  Run as `conformance_hmm_tests <scenario> private|coherent`.
+ * device.  Run as `conformance_hmm_tests <scenario> private|coherent|host`.
+ *
+ * The host variant (issue 8, docs/host.md) is the private one on a host mm:
+ * every CPU access is a plain load or store through the mm's real pointer.
+ * It runs the scenarios on private anonymous memory that do not fork:
+ *   open_close anon_read anon_read_prot anon_write anon_write_prot migrate
+ *   migrate_fault migrate_release migrate_mixed migrate_multiple
+ *   anon_read_multiple anon_teardown snapshot double_map exclusive
+ *   exclusive_mprotect hmm_gup_test
+ * and not: anon_write_child, anon_write_child_shared, exclusive_cow,
+ * hmm_cow_in_device (fork), anon_write_huge (THP), anon_write_hugetlbfs and
+ * compound (hugetlb), file_read, file_write, migrate_file_private (files),
+ * migrate_shared (shared memory), mixedmap (a driver mapping).
  *
  * Mapping of the kernel test onto hmmu:
  *   process            an hmmu mm created by the fixture
@@ -282,38 +294,6 @@ static long ints_mismatch(const void *base, size_t off, size_t end, int mul, int
 static void assert_ints(const void *base, size_t off, size_t end, int mul, int add)
 {
 	assert_int_equal(ints_mismatch(base, off, end, mul, add), -1);
-}
-
-/*
- * CPU accesses.  hmmu_access() on an ordinary mm; on a host mm (the host
- * variant) plain loads and stores through the address itself, with hmmu's
- * SIGBUS handler in front of the one cmocka installs around each test.
- */
-static void cpu_host_arm(void)
-{
-	assert_int_equal(hmmu_host_signals(), 0);
-}
-
-static int cpu_access(struct hmmu_mm *mm, unsigned long addr, void *buf, size_t len, unsigned int flags)
-{
-	if (!conf_host)
-		return hmmu_access(mm, addr, buf, len, flags);
-	cpu_host_arm();
-	if (flags == HMMU_ACCESS_WRITE)
-		memcpy((void *)addr, buf, len);
-	else
-		memcpy(buf, (const void *)addr, len);
-	return 0;
-}
-
-static void cpu_get(struct hmmu_mm *mm, unsigned long addr, void *buf, size_t len)
-{
-	assert_int_equal(cpu_access(mm, addr, buf, len, HMMU_ACCESS_READ), 0);
-}
-
-static void cpu_put(struct hmmu_mm *mm, unsigned long addr, const void *buf, size_t len)
-{
-	assert_int_equal(cpu_access(mm, addr, (void *)buf, len, HMMU_ACCESS_WRITE), 0);
 }
 
 /* CPU stores of the pattern into [addr + off, addr + end). 0 or hmmu_access's error. */
