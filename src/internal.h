@@ -286,8 +286,9 @@ void hmmu_free_frozen_page(struct hmmu_page *head);
 /*
  * Recount every RAM node: each frame is in exactly one free block or
  * allocated, free blocks are correctly aligned, ordered and listed once,
- * no two free buddies were left unmerged, and nr_free matches.  Prints the
- * first problem to stderr.  Returns 0 or -EUCLEAN.
+ * no two free buddies were left unmerged, and nr_free matches; and every
+ * host node (hmmu_host_validate()).  Prints the first problem to stderr.
+ * Returns 0 or -EUCLEAN.
  */
 int hmmu_page_alloc_validate(void);
 
@@ -1041,6 +1042,8 @@ static inline void hmmu_notify_start(struct hmmu_notifier_range *r, enum hmmu_no
  *   for write.  0 or -ENOMEM.
  * hmmu_host_alloc_frame() - the frame of @addr (hmmu_alloc_page_vma()):
  *   waits (bounded) for the previous page there to be freed.  NULL on timeout.
+ * hmmu_host_validate() - recount a quiescent host's frames: a frame is
+ *   USED exactly when its page is referenced.  0 or -EUCLEAN (printed).
  * hmmu_host_overlaps() - does [start, start + len) meet a host arena?
  *   Lock-free.  Library code copies such user buffers outside its locks.
  * hmmu_host_frame_free() - frame @idx was freed (refcount 0, reset): punch
@@ -1060,6 +1063,7 @@ int hmmu_host_vma_prepare(struct hmmu_vma *vma);
 struct hmmu_page *hmmu_host_alloc_frame(struct hmmu_host *host, unsigned long addr);
 void hmmu_host_frame_free(struct hmmu_host *host, unsigned long idx);
 bool hmmu_host_overlaps(unsigned long start, size_t len);
+int hmmu_host_validate(struct hmmu_host *host);
 bool hmmu_host_in_fault(void);
 
 /* ---------------------------------------------------------------------- */

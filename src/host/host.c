@@ -346,6 +346,20 @@ static void hmmu_host_punch(struct hmmu_host *host, unsigned long idx, unsigned 
 		  (off_t)(nr << HMMU_PAGE_SHIFT));
 }
 
+int hmmu_host_validate(struct hmmu_host *host)
+{
+	for (unsigned long i = 0; i < host->size >> HMMU_PAGE_SHIFT; i++) {
+		unsigned char state = atomic_load_explicit(&host->frame[i], memory_order_acquire);
+		int ref = atomic_load_explicit(&host->node->pages[i]._refcount, memory_order_acquire);
+
+		if ((state == HOST_FRAME_USED) != (ref > 0)) {
+			fprintf(stderr, "hmmu: host validate: frame %lu state %u refcount %d\n", i, state, ref);
+			return -EUCLEAN;
+		}
+	}
+	return 0;
+}
+
 void hmmu_host_frame_free(struct hmmu_host *host, unsigned long idx)
 {
 	hmmu_host_punch(host, idx, 1);

@@ -740,6 +740,11 @@ int hmmu_page_alloc_validate(void)
 		struct hmmu_node *node = hmmu_node_get(nid);
 		int ret;
 
+		if (node && node->host) {
+			ret = hmmu_host_validate(node->host);
+			if (ret)
+				return ret;
+		}
 		if (!node || !node->has_allocator)
 			continue;
 		ret = validate_node(node);

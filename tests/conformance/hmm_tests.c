@@ -164,6 +164,7 @@ static int fixture_teardown(void **state)
 	}
 	if (self->mm) {
 		failed += hmmu_pt_validate(self->mm) != 0;
+		failed += hmmu_page_alloc_validate() != 0;	/* a host mm's frames while it lives */
 		hmmu_mmput(self->mm);
 	}
 	assert_int_equal(failed, 0);

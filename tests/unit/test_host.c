@@ -43,6 +43,14 @@ static struct hmmu_mm *host_mm(void)
 	return mm;
 }
 
+/* Validate @mm's page tables and every node (host frames included), then drop it. */
+static void host_done(struct hmmu_mm *mm)
+{
+	assert_int_equal(hmmu_pt_validate(mm), 0);
+	assert_int_equal(hmmu_page_alloc_validate(), 0);
+	hmmu_mmput(mm);
+}
+
 static unsigned long host_faults(void)
 {
 	struct hmmu_stat st;
@@ -78,7 +86,7 @@ static void test_host_store_load(void **state)
 	assert_int_equal(buf[0], 'd');
 	assert_int_equal(stats(mm).present_pages, N);
 	assert_int_equal(hmmu_pt_validate(mm), 0);
-	hmmu_mmput(mm);
+	host_done(mm);
 }
 
 /* Reads of untouched memory see zeros (the zero page, write-protected): one fault each, then one per store. */
@@ -101,7 +109,7 @@ static void test_host_zero_page(void **state)
 	for (int i = 0; i < N; i++)
 		assert_int_equal(p[i * PAGE + 7] + p[i * PAGE + 8], 1);
 	assert_int_equal(hmmu_pt_validate(mm), 0);
-	hmmu_mmput(mm);
+	host_done(mm);
 }
 
 /* A device with fault-around @fa, its mirror of @mm. */
@@ -166,7 +174,7 @@ static void test_host_dmirror(void **state)
 	assert_int_equal(st.migrate_to_ram, N);
 	assert_int_equal(stats(mm).present_pages, N);
 	host_mirror_done(mirror, dev);
-	hmmu_mmput(mm);
+	host_done(mm);
 }
 
 /*
@@ -196,7 +204,7 @@ static void test_host_dmirror_fault_around(void **state)
 		p[i * PAGE + 2] = 1;
 	assert_int_equal(host_faults() - f0, N / FA);
 	host_mirror_done(mirror, dev);
-	hmmu_mmput(mm);
+	host_done(mm);
 }
 
 static sigjmp_buf segv_env;
@@ -264,7 +272,7 @@ static void test_host_sigsegv(void **state)
 	assert_int_equal(hmmu_mprotect(mm, (unsigned long)p, PAGE, PROT_READ | PROT_WRITE), 0);
 	assert_int_equal(catch_segv(do_store, p), 0);
 	assert_int_equal(p[0], 1);
-	hmmu_mmput(mm);
+	host_done(mm);
 }
 
 /* Without a handler, a forbidden store kills the process with SIGSEGV (in a child). */
@@ -358,7 +366,7 @@ static void test_host_syscall_efault(void **state)
 	close(fds[0]);
 	close(fds[1]);
 	host_mirror_done(mirror, dev);
-	hmmu_mmput(mm);
+	host_done(mm);
 }
 
 /* munmap drops the real mapping and the bytes: a new mapping at the same place reads zeros. */
@@ -378,7 +386,7 @@ static void test_host_munmap(void **state)
 	assert_int_equal(hmmu_madvise(mm, (unsigned long)p, 4 * PAGE, MADV_DONTNEED), 0);
 	p[0] = 9;
 	assert_int_equal(p[0] + p[1], 9);
-	hmmu_mmput(mm);
+	host_done(mm);
 }
 
 /*
@@ -402,7 +410,7 @@ static void test_host_access_host_buffer(void **state)
 	assert_int_equal(p[20], 'a');
 	assert_int_equal(p[19], 'a');
 	host_mirror_done(mirror, dev);
-	hmmu_mmput(mm);
+	host_done(mm);
 }
 
 /* What host mms refuse, and placement inside the arena. */
@@ -424,7 +432,7 @@ static void test_host_unsupported(void **state)
 				   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0), -ENOMEM);
 	assert_int_equal(hmmu_mmap(mm, 0, size + PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), -ENOMEM);
 	assert_int_equal(hmmu_host_arena(hmmu_test_mm(), &base, &size), -EINVAL);
-	hmmu_mmput(mm);
+	host_done(mm);
 }
 
 /*
@@ -502,7 +510,7 @@ static void test_host_threads(void **state)
 				assert_int_equal(args[t].own[pg * (PAGE / sizeof(int)) + k], T_ITERS / 64 + (k < T_ITERS % 64));
 		}
 	host_mirror_done(mirror, dev);
-	hmmu_mmput(mm);
+	host_done(mm);
 }
 
 
