@@ -275,8 +275,12 @@ static void test_host_sigsegv(void **state)
 	host_done(mm);
 }
 
-/* Without a handler, a forbidden store kills the process with SIGSEGV (in a child). */
-static void test_host_sigsegv_default(void **state)
+/*
+ * Run @body in a child of fork(2), which creates its own host mm (the
+ * parent's arena is not inherited); its wait status.  @body returns the
+ * child's exit code.
+ */
+static int in_child(int (*body)(void))
 {
 	int status;
 	pid_t pid;
@@ -284,22 +288,52 @@ static void test_host_sigsegv_default(void **state)
 	need_host();
 	pid = fork();
 	assert_true(pid >= 0);
-	if (!pid) {
-		struct hmmu_mm *mm;
-		char *p;
-
-		signal(SIGSEGV, SIG_DFL);
-		if (hmmu_mm_create(HMMU_MM_HOST, &mm))
-			_exit(2);
-		p = (char *)hmmu_mmap(mm, 0, PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		if (p[0] != 0)
-			_exit(3);
-		*(volatile char *)p = 1;
-		_exit(4);
-	}
+	if (!pid)
+		_exit(body());
 	assert_int_equal(waitpid(pid, &status, 0), pid);
+	return status;
+}
+
+static int child_store_read_only(void)
+{
+	struct hmmu_mm *mm;
+	char *p;
+
+	signal(SIGSEGV, SIG_DFL);
+	if (hmmu_mm_create(HMMU_MM_HOST, &mm))
+		return 2;
+	p = (char *)hmmu_mmap(mm, 0, PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p[0] != 0)
+		return 3;
+	*(volatile char *)p = 1;
+	return 4;
+}
+
+/* Without a handler, a forbidden store kills the process with SIGSEGV (in a child). */
+static void test_host_sigsegv_default(void **state)
+{
+	int status = in_child(child_store_read_only);
+
 	assert_true(WIFSIGNALED(status));
 	assert_int_equal(WTERMSIG(status), SIGSEGV);
+}
+
+static int child_nobody(void)
+{
+	struct hmmu_mm *mm;
+	char *p;
+
+	if (setgid(65534) || setuid(65534))
+		return 2;
+	if (hmmu_mm_create(HMMU_MM_HOST, &mm))
+		return 3;
+	p = (char *)hmmu_mmap(mm, 0, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	for (int i = 0; i < 4; i++)
+		p[i * PAGE] = (char)(i + 1);
+	for (int i = 0; i < 4; i++)
+		if (p[i * PAGE] != i + 1 || p[i * PAGE + 1])
+			return 4;
+	return 0;
 }
 
 /*
@@ -311,32 +345,13 @@ static void test_host_sigsegv_default(void **state)
 static void test_host_unprivileged(void **state)
 {
 	int status;
-	pid_t pid;
 
 	need_host();
 	if (geteuid() != 0) {
 		print_message("not root: the other tests ran unprivileged\n");
 		skip();
 	}
-	pid = fork();
-	assert_true(pid >= 0);
-	if (!pid) {
-		struct hmmu_mm *mm;
-		char *p;
-
-		if (setgid(65534) || setuid(65534))
-			_exit(2);
-		if (hmmu_mm_create(HMMU_MM_HOST, &mm))
-			_exit(3);
-		p = (char *)hmmu_mmap(mm, 0, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		for (int i = 0; i < 4; i++)
-			p[i * PAGE] = (char)(i + 1);
-		for (int i = 0; i < 4; i++)
-			if (p[i * PAGE] != i + 1 || p[i * PAGE + 1])
-				_exit(4);
-		_exit(0);
-	}
-	assert_int_equal(waitpid(pid, &status, 0), pid);
+	status = in_child(child_nobody);
 	assert_true(WIFEXITED(status));
 	assert_int_equal(WEXITSTATUS(status), 0);
 }
