@@ -1040,6 +1040,9 @@ static inline void hmmu_notify_start(struct hmmu_notifier_range *r, enum hmmu_no
  * hmmu_host_vma_prepare() - a new VMA of a host mm: give it its anon_vma
  *   and page tables now, so that its faults never allocate.  mmap_lock held
  *   for write.  0 or -ENOMEM.
+ * hmmu_host_tables_refill() - after hmmu_free_pgtables() for an unmap of
+ *   [start, end): the VMAs around it get their page tables back.  mmap_lock
+ *   held for write.
  * hmmu_host_alloc_frame() - the frame of @addr (hmmu_alloc_page_vma()):
  *   waits (bounded) for the previous page there to be freed.  NULL on timeout.
  * hmmu_host_validate() - recount a quiescent host's frames: a frame is
@@ -1060,6 +1063,7 @@ void hmmu_host_release(struct hmmu_mm *mm);
 int hmmu_host_mmap_check(struct hmmu_host *host, unsigned long addr, size_t len, int flags);
 long hmmu_host_unmapped_area(struct hmmu_host *host, unsigned long hint, unsigned long len);
 int hmmu_host_vma_prepare(struct hmmu_vma *vma);
+void hmmu_host_tables_refill(struct hmmu_mm *mm, unsigned long start, unsigned long end);
 struct hmmu_page *hmmu_host_alloc_frame(struct hmmu_host *host, unsigned long addr);
 void hmmu_host_frame_free(struct hmmu_host *host, unsigned long idx);
 bool hmmu_host_overlaps(unsigned long start, size_t len);

@@ -279,12 +279,10 @@ long hmmu_host_unmapped_area(struct hmmu_host *host, unsigned long hint, unsigne
  * its anon_vma and every page table down to the PTE tables now.  Tables
  * are freed only by munmap, which frees the VMA with them.
  */
-int hmmu_host_vma_prepare(struct hmmu_vma *vma)
+static int hmmu_host_vma_tables(struct hmmu_vma *vma)
 {
 	struct hmmu_mm *mm = vma->vm_mm;
 
-	if (hmmu_anon_vma_prepare(vma))
-		return -ENOMEM;
 	for (unsigned long addr = vma->vm_start; addr < vma->vm_end;
 	     addr = HMMU_ALIGN_DOWN(addr, HMMU_PMD_SIZE) + HMMU_PMD_SIZE) {
 		struct hmmu_pt *pmd_pt;
@@ -294,6 +292,28 @@ int hmmu_host_vma_prepare(struct hmmu_vma *vma)
 			return -ENOMEM;
 	}
 	return 0;
+}
+
+int hmmu_host_vma_prepare(struct hmmu_vma *vma)
+{
+	return hmmu_anon_vma_prepare(vma) ? -ENOMEM : hmmu_host_vma_tables(vma);
+}
+
+/*
+ * munmap freed the empty page tables of the PMD-aligned span around
+ * [start, end) (hmmu_free_pgtables()), those of the VMAs that stay in it
+ * too: give them back.  mmap_lock held for write.  Out of memory, a VMA
+ * is left to allocate its tables at fault time (debug builds then trip
+ * over hmmu_host_in_fault()); nothing else is wrong.
+ */
+void hmmu_host_tables_refill(struct hmmu_mm *mm, unsigned long start, unsigned long end)
+{
+	unsigned long lo = HMMU_ALIGN_DOWN(start, HMMU_PMD_SIZE), hi = HMMU_ALIGN_UP(end, HMMU_PMD_SIZE);
+	struct hmmu_vma *vma;
+
+	for (vma = hmmu_find_vma(mm, lo); vma && vma->vm_start < hi; vma = hmmu_vma_next(vma))
+		if (vma->vm_end <= start || vma->vm_start >= end)
+			hmmu_host_vma_tables(vma);
 }
 
 /* ------------------------------------------------------------------ */
@@ -370,7 +390,8 @@ void hmmu_host_frame_free(struct hmmu_host *host, unsigned long idx)
 /*
  * Give back the memory of the free frames in [start, end): those that
  * served as the zero page (zero bytes, no struct page allocated).  Each run
- * of free frames is claimed (PUNCH), punched with one call, then freed.
+ * of free frames is claimed (PUNCH: an allocation waits), punched with one
+ * call, then freed.
  */
 static void hmmu_host_punch_free(struct hmmu_host *host, unsigned long start, unsigned long end)
 {
@@ -432,7 +453,10 @@ static bool hmmu_host_stripes_barrier(struct hmmu_host *host, uint64_t mask, boo
  * Tear down the real mapping of [start, end): MADV_DONTNEED drops the
  * PTEs (the memfd keeps the bytes), or, for an mprotect that leaves the
  * range readable, UFFDIO_WRITEPROTECT keeps the read access and makes the
- * next store fault.  An UNMAP also gives back the free frames' memory.
+ * next store fault.  A zap also gives back the memory of the free frames
+ * that served as zero pages (a zero page migrating to a device, unmapped
+ * or dropped): no read_retry can pass for the range until the
+ * invalidation ends, so no install races with the punch.
  */
 static void hmmu_host_zap(struct hmmu_host *host, const struct hmmu_notifier_range *range,
 			  unsigned long start, unsigned long end)
@@ -445,7 +469,7 @@ static void hmmu_host_zap(struct hmmu_host *host, const struct hmmu_notifier_ran
 	if (hmmu_notifier_range_update_to_read_only(range) && !ioctl(host->uffd, UFFDIO_WRITEPROTECT, &wp))
 		return;
 	madvise((void *)start, end - start, MADV_DONTNEED);
-	if (range->event == HMMU_NOTIFY_UNMAP)
+	if (range->event != HMMU_NOTIFY_RELEASE)
 		hmmu_host_punch_free(host, start, end);
 }
 

@@ -68,6 +68,8 @@ int hmmu_do_munmap(struct hmmu_mm *mm, unsigned long start, unsigned long end)
 		hmmu_zap_page_range(next, next->vm_start, next->vm_end);
 	hmmu_notifier_invalidate_range_end(&range);
 	hmmu_free_pgtables(mm, start, end);
+	if (mm->host)
+		hmmu_host_tables_refill(mm, start, end);
 	while (vma && vma->vm_start < end) {
 		next = hmmu_vma_next(vma);
 		hmmu_vma_file_writeback(vma);

@@ -177,6 +177,26 @@ static void test_host_dmirror(void **state)
 	host_done(mm);
 }
 
+/* Zero pages migrated to the device leave no memory behind either (mincore), and read back as zeros. */
+static void test_host_dmirror_zero(void **state)
+{
+	struct hmmu_mm *mm = host_mm();
+	enum { N = 8 };
+	char *p = host_map(mm, N * PAGE, PROT_READ | PROT_WRITE);
+	struct hmmu_dmirror_device *dev;
+	struct hmmu_dmirror *mirror = host_mirror(mm, 1, &dev);
+
+	for (int i = 0; i < N; i++)
+		assert_int_equal(p[i * PAGE], 0);
+	assert_int_equal(resident(p, N), N);
+	assert_int_equal(hmmu_dmirror_migrate_to_device(mirror, (unsigned long)p, N, 0), N);
+	assert_int_equal(resident(p, N), 0);
+	for (int i = 0; i < N; i++)
+		assert_int_equal(p[i * PAGE + 9], 0);
+	host_mirror_done(mirror, dev);
+	host_done(mm);
+}
+
 /*
  * Fault-around in migrate_to_ram: one driver call per FA pages, and the
  * pages that came back with the faulting one are mapped with it, so one
@@ -535,6 +555,7 @@ int main(void)
 		HMMU_TEST(test_host_store_load),
 		HMMU_TEST(test_host_zero_page),
 		HMMU_TEST(test_host_dmirror),
+		HMMU_TEST(test_host_dmirror_zero),
 		HMMU_TEST(test_host_dmirror_fault_around),
 		HMMU_TEST(test_host_sigsegv),
 		HMMU_TEST(test_host_sigsegv_default),
