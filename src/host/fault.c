@@ -45,29 +45,6 @@ bool hmmu_host_in_fault(void)
 /* ------------------------------------------------------------------ */
 
 /*
- * hmmu's entry for @addr as it is now: *@pagep the mapped frame (NULL for
- * the zero page), *@writable.  False when nothing usable is mapped (the
- * fault must run again).  Caller holds the mmap_lock.
- */
-static bool hmmu_host_entry(struct hmmu_mm *mm, unsigned long addr, struct hmmu_page **pagep, bool *writable)
-{
-	struct hmmu_pt *pt;
-	bool huge;
-	hmmu_pte_t *ep = hmmu_leaf_lookup_lock(mm, addr, &pt, &huge);
-	hmmu_pte_t e;
-
-	if (!ep)
-		return false;
-	e = hmmu_pte_read(ep);
-	hmmu_pt_unlock(pt);
-	if (!hmmu_pte_present(e) || huge)
-		return false;
-	*writable = hmmu_pte_write(e);
-	*pagep = hmmu_is_zero_pfn(hmmu_pte_pfn(e)) ? NULL : hmmu_pfn_to_page(hmmu_pte_pfn(e));
-	return true;
-}
-
-/*
  * UFFDIO_CONTINUE of the memfd page at @addr, write-protected unless
  * @writable.  An already mapped page gets its write protection set to
  * match instead.  0, or -EAGAIN (the memfd page vanished meanwhile: retry).
@@ -180,20 +157,20 @@ static int hmmu_host_install(struct hmmu_host *host, struct hmmu_vma *vma, unsig
 			     unsigned long seq, bool around)
 {
 	struct hmmu_host_stripe *s = hmmu_host_stripe_of(host, addr);
-	struct hmmu_page *page;
-	bool writable;
+	hmmu_pte_t *ptep, e;
 	int ret = -EAGAIN;
 
 	pthread_mutex_lock(&s->lock);
-	if (hmmu_interval_read_retry(&host->notifier, seq) ||
-	    !hmmu_host_entry(host->mm, addr, &page, &writable) || (write && !writable))
+	/* After read_retry, no invalidation can have downgraded the entry read here. */
+	e = hmmu_host_pte_peek(host->mm, addr, &ptep);
+	if (hmmu_interval_read_retry(&host->notifier, seq) || !hmmu_pte_present(e) || (write && !hmmu_pte_write(e)))
 		goto out;
-	if (!page)
+	if (hmmu_is_zero_pfn(hmmu_pte_pfn(e)))
 		ret = hmmu_host_map_zero(host, addr);
-	else if (page != &host->node->pages[hmmu_host_idx(host, addr)])
+	else if (hmmu_pte_pfn(e) != host->node->start_pfn + hmmu_host_idx(host, addr))
 		ret = -EXDEV;
 	else
-		ret = hmmu_host_map_page(host, addr, writable);
+		ret = hmmu_host_map_page(host, addr, hmmu_pte_write(e));
 	if (!ret && around)
 		hmmu_host_map_around(host, vma, addr);
 out:
