@@ -16,6 +16,7 @@
 #include <linux/falloc.h>
 #include <sched.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <time.h>
@@ -176,11 +177,13 @@ static int hmmu_host_build(struct hmmu_host *host)
 
 int hmmu_host_create(struct hmmu_mm *mm)
 {
-	struct hmmu_host *host = calloc(1, sizeof(*host));
+	/* Aligned for its stripes (a cache line each). */
+	struct hmmu_host *host = aligned_alloc(_Alignof(struct hmmu_host), sizeof(*host));
 	int err;
 
 	if (!host)
 		return -ENOMEM;
+	memset(host, 0, sizeof(*host));
 	host->mm = mm;
 	host->size = hmmu_host_arena_size();
 	host->memfd = host->uffd = host->nid = -1;
