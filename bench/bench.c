@@ -9,6 +9,7 @@
  * (scenario, bytes, seconds, pages_per_s, ratio_to_memcpy, ...).
  */
 #include <errno.h>
+#include <getopt.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 #include <time.h>
 
 #include "bench.h"
+#include "hmmu.h"
 
 static const unsigned long bench_sizes[] = { 4 * MIB, 64 * MIB, 256 * MIB };
 #define BENCH_MAX_BYTES (256 * MIB)
@@ -40,7 +42,7 @@ bool bench_selected(const char *name)
 
 void bench_fail(const char *what, long err)
 {
-	fprintf(stderr, "hmmu-bench: %s: %s\n", what, strerror((int)-err));
+	fprintf(stderr, "hmmu bench: %s: %s\n", what, strerror((int)-err));
 	exit(1);
 }
 
@@ -280,9 +282,40 @@ static void bench_fill_pattern(char *p, unsigned long bytes)
 		((uint64_t *)p)[i] = i * 0x9e3779b97f4a7c15ULL;
 }
 
-int main(int argc, char **argv)
+/* Returns the --json FILE or NULL; exits on --help or a bad option. */
+static const char *bench_parse(int argc, char **argv)
 {
-	const char *json_path = argc == 3 && !strcmp(argv[1], "--json") ? argv[2] : NULL;
+	static const struct option opts[] = { { "json", required_argument, NULL, 'j' },
+					      { "help", no_argument, NULL, 'h' },
+					      { 0 } };
+	const char *json_path = NULL;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "j:h", opts, NULL)) != -1) {
+		if (c == 'j') {
+			json_path = optarg;
+			continue;
+		}
+		printf("usage: hmmu bench [--json FILE]\n\n"
+		       "Runs every benchmark scenario (memory, device, notifier) at 4, 64 and 256 MiB:\n"
+		       "the median of %d runs after a warm-up, beside memcpy of the same bytes.\n\n"
+		       "  --json FILE  also write the results to FILE as JSON\n"
+		       "  --help       this text\n\n"
+		       "HMMU_BENCH_ONLY=SUBSTRING runs only the scenarios whose name contains it\n"
+		       "(e.g. HMMU_BENCH_ONLY=snapshot).  'make bench' runs an optimised build with\n"
+		       "--json build/bench.json.\n", BENCH_RUNS);
+		exit(c == 'h' ? 0 : 2);
+	}
+	if (optind != argc) {
+		fprintf(stderr, "hmmu bench: unexpected argument '%s'\n", argv[optind]);
+		exit(2);
+	}
+	return json_path;
+}
+
+int hmmu_cmd_bench(int argc, char **argv)
+{
+	const char *json_path = bench_parse(argc, argv);
 	FILE *json = NULL;
 	int err;
 

@@ -137,6 +137,17 @@ struct hmmu_wait_bucket *hmmu_wait_bucket_of(const void *key);
 void hmmu_wake_bucket(struct hmmu_wait_bucket *b);
 
 /* ---------------------------------------------------------------------- */
+/* src/lib/fault_inject.c: fault injection (include/hmmu/fault_inject.h)   */
+/* ---------------------------------------------------------------------- */
+
+/* A library site's check: compiled out without the build option. */
+#ifdef HMMU_FAULT_INJECT
+#define hmmu_fault_injected(site) hmmu_fault_inject_should_fail(site)
+#else
+#define hmmu_fault_injected(site) false
+#endif
+
+/* ---------------------------------------------------------------------- */
 /* src/lib/stat.c: global event counters (include/hmmu/stat.h)             */
 /* ---------------------------------------------------------------------- */
 
@@ -512,6 +523,8 @@ void hmmu_free_pgtables(struct hmmu_mm *mm, unsigned long start, unsigned long e
  * entries, leaves lie inside VMAs, present leaves map real frames (the
  * zero page or an allocated page with a reference and a mapcount), the
  * page-table count matches.  Prints the first problem; returns 0 or -EUCLEAN.
+ * Takes the mmap_lock for read and each PTE table's lock while checking it
+ * (its pages may be shared with a live mm).
  */
 int hmmu_pt_validate(struct hmmu_mm *mm);
 
@@ -945,8 +958,8 @@ unsigned long hmmu_migrate_unmap(struct hmmu_migrate_ctl *ctl);
  * Same context as hmmu_migrate_unmap().
  */
 void hmmu_migrate_remove(struct hmmu_migrate_ctl *ctl, bool restore);
-/* migrate.c: spec 3.6 for ctl (holes only with ctl->vma).  Same context. */
-void hmmu_migrate_commit(struct hmmu_migrate_ctl *ctl);
+/* migrate.c: spec 3.6 for ctl (holes only with ctl->vma).  Same context.  Returns the pages committed. */
+unsigned long hmmu_migrate_commit(struct hmmu_migrate_ctl *ctl);
 /* migrate.c: @m seen as a ctl (checks the mmap_lock); false if @m lacks src, dst or vma. */
 bool hmmu_migrate_ctl_of(struct hmmu_migrate_vma *m, struct hmmu_migrate_ctl *ctl);
 /*

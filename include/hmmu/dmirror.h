@@ -37,6 +37,14 @@ struct hmmu_dmirror_device_config {
 	 * to the VMA, and takes only this device's pages.
 	 */
 	unsigned long fault_around_pages;
+	/*
+	 * Device memory capacity in pages; 0 (default): unlimited (the chunks
+	 * bound it).  No allocation makes more pages in use than this: the
+	 * migrations of the commands and direct calls leave what does not fit
+	 * in system memory; hmmu_dmirror_exec() evicts the least recently used
+	 * pages to make room.
+	 */
+	unsigned long capacity_pages;
 };
 
 /**
@@ -78,6 +86,12 @@ struct hmmu_dmirror_device_stats {
 	unsigned long migrate_to_ram;	/* migrate_to_ram calls that got past setup */
 	unsigned long evicted;		/* pages moved back by eviction (close, RELEASE, destroy) */
 	unsigned long alloc_failures;	/* allocations failed by the knob below */
+	unsigned long pages_high_water;	/* most pages in use at once since creation */
+	/* Device execution (hmmu_dmirror_exec), over every mirror of the device: */
+	unsigned long exec_faults;	/* device faults (a miss of a device load or store) */
+	unsigned long exec_migrated;	/* pages those faults migrated to the device */
+	unsigned long exec_remote;	/* faults served by mapping system memory remotely */
+	unsigned long lru_evicted;	/* pages evicted (least recently used) to make room */
 };
 /** hmmu_dmirror_device_get_stats() - a snapshot of the counters.  0 or -EINVAL. */
 HMMU_EXPORT int hmmu_dmirror_device_get_stats(struct hmmu_dmirror_device *mdevice,
@@ -211,6 +225,92 @@ HMMU_EXPORT long hmmu_dmirror_migrate_to_device(struct hmmu_dmirror *mirror, uns
 						unsigned long npages, unsigned long batch);
 HMMU_EXPORT long hmmu_dmirror_migrate_to_system(struct hmmu_dmirror *mirror, unsigned long addr,
 						unsigned long npages, unsigned long batch);
+
+/*
+ * Device execution: the device runs a function (a "kernel") on worker
+ * threads over device virtual addresses of the mirrored mm.  Its loads and
+ * stores (hmmu_dmirror_dev_load/_store) translate through the mirror's
+ * device page table.  A miss (no entry, or a store through a read-only
+ * entry) is a device fault, handled by the policy:
+ *
+ *   MIGRATE  migrate_vma the aligned window of `batch` pages around the
+ *            fault (clamped to its VMA) into device memory and map it;
+ *            pages that cannot move (busy, a shared file page, no room)
+ *            are mapped remotely instead
+ *   REMOTE   hmm_range_fault the window and map the system pages (and
+ *            device pages already there) as they are
+ *
+ * Under a capacity (capacity_pages of the device config) a MIGRATE fault
+ * first reserves room for its window; what is missing is made by evicting
+ * the least recently used device pages back to system memory
+ * (migrate_device_range), never while the fault holds a migration.  With
+ * no room at all (every page busy), the fault maps remotely.  LRU: each
+ * device page carries the device's fault count at its last use (its
+ * allocation, or a device load or store: one relaxed load and, when it
+ * changed, a store); eviction takes the pages of the oldest age classes
+ * (log2 of the age), equally old pages round robin.
+ */
+enum hmmu_dmirror_policy {
+	HMMU_DMIRROR_POLICY_MIGRATE = 0,	/* the default */
+	HMMU_DMIRROR_POLICY_REMOTE = 1,
+};
+
+/* Execution options; zero fields take the defaults. */
+struct hmmu_dmirror_exec_config {
+	enum hmmu_dmirror_policy policy;
+	unsigned int nthreads;		/* worker threads, 1..64; default 2 */
+	unsigned long batch;		/* fault window in pages, power of two <= 512; default 64 */
+	unsigned long unit;		/* pages per kernel call; default `batch` */
+};
+
+/* A worker's context, passed to the kernel and to the accessors. */
+struct hmmu_dmirror_ctx;
+
+/*
+ * A kernel: process the @npages pages at @addr (one unit of the range,
+ * page aligned) for @arg, through hmmu_dmirror_dev_load/_store on @ctx.
+ * Called from the worker threads, concurrently for different units.
+ * Returns 0 or a negative errno (normally an accessor's), recorded by
+ * hmmu_dmirror_exec(); the other units still run.
+ */
+typedef int (*hmmu_dmirror_kernel_t)(struct hmmu_dmirror_ctx *ctx, unsigned long addr, unsigned long npages,
+				     void *arg);
+
+/**
+ * hmmu_dmirror_exec() - run @fn over [@start, @start + @npages pages) of
+ * @mirror's mm on the device: the range is cut into units of cfg->unit
+ * pages, handed out in address order to cfg->nthreads workers (the
+ * calling thread is one of them; a thread that cannot be created leaves
+ * the work to the others).  @cfg NULL: defaults.  Returns when every unit
+ * ran: 0, -EINVAL (NULL @mirror or @fn, unaligned @start, @npages 0 or
+ * wrapping, bad @cfg), or the error of the failed unit with the lowest
+ * address.  Context: no hmmu lock held; not from a callback; the kernel
+ * must not take locks an invalidation of the mm waits for.
+ */
+HMMU_EXPORT int hmmu_dmirror_exec(struct hmmu_dmirror *mirror, const struct hmmu_dmirror_exec_config *cfg,
+				  hmmu_dmirror_kernel_t fn, void *arg, unsigned long start, unsigned long npages);
+
+/**
+ * hmmu_dmirror_dev_load() / _store() - the device loads @len bytes at
+ * device virtual address @addr into @buf, or stores them from @buf,
+ * faulting as the policy says on a miss (and again if the page goes away
+ * meanwhile: eviction, invalidation).  Any alignment and length; each
+ * page's part is copied under the mirror's lock, atomically with respect
+ * to invalidations (not across pages).  @buf is the worker's own memory
+ * ("registers"), not memory of a host mm.  Only from the kernel running on
+ * @ctx.  Returns 0, -EINVAL (NULL @ctx or @buf, range wrapping), -EFAULT
+ * (no VMA: e.g. the CPU unmapped it; the mm is gone; a store to a page
+ * mapped read-only, as the WRITE command: under MIGRATE, any store to a
+ * read-only VMA), -EPERM (REMOTE: a store to a read-only VMA), -EBUSY (the
+ * page kept going away for hmmu_retry_timeout_ms()) or -ENOMEM.  Pages
+ * before the failing one were accessed.
+ */
+HMMU_EXPORT int hmmu_dmirror_dev_load(struct hmmu_dmirror_ctx *ctx, unsigned long addr, void *buf, size_t len);
+HMMU_EXPORT int hmmu_dmirror_dev_store(struct hmmu_dmirror_ctx *ctx, unsigned long addr, const void *buf,
+				       size_t len);
+
+/** hmmu_dmirror_ctx_worker() - the worker index (0..nthreads-1) running @ctx. */
+HMMU_EXPORT unsigned int hmmu_dmirror_ctx_worker(const struct hmmu_dmirror_ctx *ctx);
 
 #ifdef __cplusplus
 }

@@ -15,6 +15,8 @@
 #include <hmmu/hmm.h>
 #include <hmmu/migrate.h>
 #include <hmmu/stat.h>
+#include <hmmu/fault_inject.h>
+#include <hmmu/trace.h>
 #include <hmmu/host.h>
 
 #ifdef __cplusplus
@@ -32,12 +34,14 @@ struct hmmu_config {
 };
 
 /**
- * hmmu_init() - set up system RAM (node 0) and the zero page.
+ * hmmu_init() - set up system RAM (node 0) and the zero page; with the
+ * fault-injection build option, apply HMMU_FAULT_INJECT from the
+ * environment (<hmmu/fault_inject.h>).
  * @cfg: configuration, or NULL for defaults.
  *
- * Returns 0, -EINVAL for a RAM size below 4 MiB or above 1 TiB or a host
- * arena size below 2 MiB or above 1 TiB, -EBUSY if
- * already initialised, or -ENOMEM when the reservation fails.
+ * Returns 0, -EINVAL for a RAM size below 4 MiB or above 1 TiB, a host
+ * arena size below 2 MiB or above 1 TiB or a malformed HMMU_FAULT_INJECT,
+ * -EBUSY if already initialised, or -ENOMEM when the reservation fails.
  */
 HMMU_EXPORT int hmmu_init(const struct hmmu_config *cfg);
 

@@ -60,6 +60,9 @@ struct hmmu_vma;
  * Locking: every field is written only with the mm's mmap_lock held for
  * write; holding it for read keeps the VMA alive and its fields stable.
  * `vm_rb`, `rb_subtree_gap` and `vm_list` belong to the mm's VMA tree.
+ * Reverse-map walks from other mms read `vm_flags` under a PTE lock
+ * without the mmap_lock, so a protection change stores it atomically
+ * (relaxed) before it takes the PTE locks to apply it.
  */
 struct hmmu_vma {
 	unsigned long vm_start, vm_end;	/* page-aligned, end exclusive */

@@ -85,6 +85,18 @@ enum hmmu_stat_item {
 	/* Device pages collected for eviction by hmmu_migrate_device_range()
 	 * (in use, locked and unmapped: src has MIGRATE on return). */
 	HMMU_STAT_EVICT,
+	/* Empty (or zero-page) slots whose migration lost the race: pages()
+	 * found the slot filled meanwhile (a CPU fault, GUP, another
+	 * migration), so the destination was not inserted (also counted as
+	 * failed). */
+	HMMU_STAT_MIGRATE_HOLE_LOST,
+	/* Pages given up by a migration's pin / reference check: an exclusive
+	 * anonymous page that may be DMA-pinned (when setup finds it, it is
+	 * not selected and so not counted as attempted; when the unmap step's
+	 * reverse-map walk finds it, it is also counted as failed), or a page
+	 * holding references beyond its mappings and the migration's (unmap
+	 * step, or pages()' exact count: also counted as failed). */
+	HMMU_STAT_MIGRATE_PIN_CHECK_FAILED,
 	/* Faults of host mms resolved by hmmu: SIGBUS handler calls and
 	 * hmmu_prefault() pages (docs/host.md). */
 	HMMU_STAT_HOST_FAULT,

@@ -47,6 +47,8 @@ static const char *const hmmu_stat_names[HMMU_STAT_NR] = {
 	[HMMU_STAT_DEVICE_PAGE_ALLOC] = "device_page_alloc",
 	[HMMU_STAT_DEVICE_PAGE_FREE] = "device_page_free",
 	[HMMU_STAT_EVICT] = "evict",
+	[HMMU_STAT_MIGRATE_HOLE_LOST] = "migrate_hole_lost",
+	[HMMU_STAT_MIGRATE_PIN_CHECK_FAILED] = "migrate_pin_check_failed",
 	[HMMU_STAT_HOST_FAULT] = "host_fault",
 };
 

@@ -141,6 +141,7 @@ static bool hmmu_collect_unmap_pte(struct hmmu_migrate_vma *args, struct hmmu_pt
 		return false;
 	exclusive = hmmu_page_is_anon(page) && hmmu_page_test_flag(page, HMMU_PG_anon_exclusive);
 	if (exclusive && hmmu_page_maybe_dma_pinned(page)) {
+		hmmu_count(HMMU_STAT_MIGRATE_PIN_CHECK_FAILED);
 		if (page != args->fault_page)
 			hmmu_unlock_page(page);
 		return false;
@@ -254,10 +255,12 @@ int hmmu_migrate_vma_setup(struct hmmu_migrate_vma *args)
 	if (nr < 0)
 		return (int)nr;
 	hmmu_mmap_assert_locked(args->vma->vm_mm);
+	hmmu_trace(HMMU_TRACE_MIGRATE_SETUP, HMMU_TRACE_BEGIN, args->start, args->end, (unsigned long)nr, 0);
 	memset(args->src, 0, (size_t)nr * sizeof(*args->src));
 	memset(args->dst, 0, (size_t)nr * sizeof(*args->dst));
 	hmmu_migrate_collect(args);
 	if (args->cpages && hmmu_migrate_ctl_of(args, &ctl))
 		args->cpages = hmmu_migrate_unmap(&ctl);
+	hmmu_trace(HMMU_TRACE_MIGRATE_SETUP, HMMU_TRACE_END, args->start, args->end, args->cpages, 0);
 	return 0;
 }

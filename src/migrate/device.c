@@ -51,12 +51,16 @@ static unsigned long hmmu_migrate_device_take(unsigned long pfn)
 int hmmu_migrate_device_range(unsigned long *src_pfns, unsigned long start_pfn, unsigned long npages)
 {
 	struct hmmu_migrate_ctl ctl = { .src = src_pfns, .npages = npages };
+	unsigned long collected;
 
 	if (!src_pfns || !hmmu_migrate_device_range_ok(start_pfn, npages))
 		return -EINVAL;
+	hmmu_trace(HMMU_TRACE_MIGRATE_DEVICE_RANGE, HMMU_TRACE_BEGIN, start_pfn, start_pfn + npages, npages, 0);
 	for (unsigned long i = 0; i < npages; i++)
 		src_pfns[i] = hmmu_migrate_device_take(start_pfn + i);
-	hmmu_count_add(HMMU_STAT_EVICT, hmmu_migrate_unmap(&ctl));
+	collected = hmmu_migrate_unmap(&ctl);
+	hmmu_count_add(HMMU_STAT_EVICT, collected);
+	hmmu_trace(HMMU_TRACE_MIGRATE_DEVICE_RANGE, HMMU_TRACE_END, start_pfn, start_pfn + npages, collected, 0);
 	return 0;
 }
 
@@ -64,10 +68,13 @@ int hmmu_migrate_device_range(unsigned long *src_pfns, unsigned long start_pfn, 
 int hmmu_migrate_device_pages(unsigned long *src_pfns, unsigned long *dst_pfns, unsigned long npages)
 {
 	struct hmmu_migrate_ctl ctl = { .src = src_pfns, .dst = dst_pfns, .npages = npages };
+	unsigned long done;
 
 	if (!src_pfns || !dst_pfns)
 		return -EINVAL;
-	hmmu_migrate_commit(&ctl);
+	hmmu_trace(HMMU_TRACE_MIGRATE_DEVICE_PAGES, HMMU_TRACE_BEGIN, 0, 0, npages, 0);
+	done = hmmu_migrate_commit(&ctl);
+	hmmu_trace(HMMU_TRACE_MIGRATE_DEVICE_PAGES, HMMU_TRACE_END, 0, 0, done, 0);
 	return 0;
 }
 
@@ -78,7 +85,9 @@ int hmmu_migrate_device_finalize(unsigned long *src_pfns, unsigned long *dst_pfn
 
 	if (!src_pfns || !dst_pfns)
 		return -EINVAL;
+	hmmu_trace(HMMU_TRACE_MIGRATE_DEVICE_FINALIZE, HMMU_TRACE_BEGIN, 0, 0, npages, 0);
 	hmmu_migrate_remove(&ctl, false);
+	hmmu_trace(HMMU_TRACE_MIGRATE_DEVICE_FINALIZE, HMMU_TRACE_END, 0, 0, 0, 0);
 	return 0;
 }
 

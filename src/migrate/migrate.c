@@ -32,8 +32,10 @@ static bool hmmu_migrate_move_page(const struct hmmu_migrate_ctl *ctl, struct hm
 
 	if (page->mapping && !hmmu_page_is_anon(page))
 		return false;
-	if (hmmu_page_ref_count(page) != expected)
+	if (hmmu_page_ref_count(page) != expected) {
+		hmmu_count(HMMU_STAT_MIGRATE_PIN_CHECK_FAILED);
 		return false;
+	}
 	newpage->index = page->index;
 	newpage->mapping = page->mapping;
 	atomic_fetch_or_explicit(&newpage->flags, atomic_load(&page->flags) & keep, memory_order_release);
@@ -86,9 +88,13 @@ static bool hmmu_migrate_insert_locked(struct hmmu_vma *vma, struct hmmu_pt *pt,
 
 	hmmu_pt_lock(pt);
 	e = hmmu_pte_read(ptep);
-	if ((atomic_load(&mm->flags) & HMMU_MMF_UNSTABLE) ||
-	    !(hmmu_pte_none(e) || (hmmu_pte_present(e) && !hmmu_pte_special(e) && hmmu_is_zero_pfn(hmmu_pte_pfn(e))))) {
+	if (atomic_load(&mm->flags) & HMMU_MMF_UNSTABLE) {
 		hmmu_pt_unlock(pt);
+		return false;
+	}
+	if (!(hmmu_pte_none(e) || (hmmu_pte_present(e) && !hmmu_pte_special(e) && hmmu_is_zero_pfn(hmmu_pte_pfn(e))))) {
+		hmmu_pt_unlock(pt);
+		hmmu_count(HMMU_STAT_MIGRATE_HOLE_LOST);
 		return false;
 	}
 	hmmu_page_add_new_anon_rmap(page, vma, addr, false);
@@ -148,7 +154,7 @@ static void hmmu_migrate_commit_count(const unsigned long ok[2], const unsigned 
 }
 
 /* Context: see internal.h. */
-void hmmu_migrate_commit(struct hmmu_migrate_ctl *ctl)
+unsigned long hmmu_migrate_commit(struct hmmu_migrate_ctl *ctl)
 {
 	unsigned long ok[2] = { 0, 0 }, failed[2] = { 0, 0 };
 	struct hmmu_notifier_range range;
@@ -172,6 +178,7 @@ void hmmu_migrate_commit(struct hmmu_migrate_ctl *ctl)
 	if (notified)
 		hmmu_notifier_invalidate_range_only_end(&range);
 	hmmu_migrate_commit_count(ok, failed);
+	return ok[0] + ok[1];
 }
 
 bool hmmu_migrate_ctl_of(struct hmmu_migrate_vma *m, struct hmmu_migrate_ctl *ctl)
@@ -190,10 +197,14 @@ bool hmmu_migrate_ctl_of(struct hmmu_migrate_vma *m, struct hmmu_migrate_ctl *ct
 int hmmu_migrate_vma_pages(struct hmmu_migrate_vma *migrate)
 {
 	struct hmmu_migrate_ctl ctl;
+	unsigned long end, done;
 
 	if (!hmmu_migrate_ctl_of(migrate, &ctl))
 		return -EINVAL;
-	hmmu_migrate_commit(&ctl);
+	end = ctl.start + (ctl.npages << HMMU_PAGE_SHIFT);
+	hmmu_trace(HMMU_TRACE_MIGRATE_PAGES, HMMU_TRACE_BEGIN, ctl.start, end, ctl.npages, 0);
+	done = hmmu_migrate_commit(&ctl);
+	hmmu_trace(HMMU_TRACE_MIGRATE_PAGES, HMMU_TRACE_END, ctl.start, end, done, 0);
 	return 0;
 }
 
@@ -201,9 +212,13 @@ int hmmu_migrate_vma_pages(struct hmmu_migrate_vma *migrate)
 int hmmu_migrate_vma_finalize(struct hmmu_migrate_vma *migrate)
 {
 	struct hmmu_migrate_ctl ctl;
+	unsigned long end;
 
 	if (!hmmu_migrate_ctl_of(migrate, &ctl))
 		return -EINVAL;
+	end = ctl.start + (ctl.npages << HMMU_PAGE_SHIFT);
+	hmmu_trace(HMMU_TRACE_MIGRATE_FINALIZE, HMMU_TRACE_BEGIN, ctl.start, end, ctl.npages, 0);
 	hmmu_migrate_remove(&ctl, false);
+	hmmu_trace(HMMU_TRACE_MIGRATE_FINALIZE, HMMU_TRACE_END, ctl.start, end, 0, 0);
 	return 0;
 }

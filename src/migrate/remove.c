@@ -52,11 +52,17 @@ static bool hmmu_remove_target(const struct hmmu_remove *r, unsigned long i, str
 	return true;
 }
 
-/* The mapping of @m->target that replaces the migration entry @se in @vma. */
+/*
+ * The mapping of @m->target that replaces the migration entry @se in @vma.
+ * Context: ptl held, maybe not @vma's mmap_lock (a reverse-map walk): the
+ * flags are read atomically, a protection change may be storing them
+ * (hmmu_vma_set_flags; its PTE walk comes after, under this ptl).
+ */
 static hmmu_pte_t hmmu_remove_mapping(struct hmmu_swp_entry se, const struct hmmu_vma *vma,
 				      const struct hmmu_remap *m)
 {
-	bool write = se.type == HMMU_SWP_MIGRATION_WRITE && (vma->vm_flags & HMMU_VM_WRITE);
+	unsigned long vm_flags = __atomic_load_n(&vma->vm_flags, __ATOMIC_RELAXED);
+	bool write = se.type == HMMU_SWP_MIGRATION_WRITE && (vm_flags & HMMU_VM_WRITE);
 	bool dirty = se.dirty && hmmu_page_test_flag(m->target, HMMU_PG_dirty);
 
 	if (hmmu_is_device_private_page(m->target))

@@ -78,8 +78,10 @@ static bool hmmu_unmap_pte(struct hmmu_page *page, unsigned long pfn, struct hmm
 	bool write = hmmu_pte_present(e) ? hmmu_pte_write(e)
 					 : hmmu_pte_to_swp_entry(e).type == HMMU_SWP_DEVICE_PRIVATE_WRITE;
 
-	if (exclusive && hmmu_page_maybe_dma_pinned(page))
+	if (exclusive && hmmu_page_maybe_dma_pinned(page)) {
+		hmmu_count(HMMU_STAT_MIGRATE_PIN_CHECK_FAILED);
 		return false;
+	}
 	if (exclusive)
 		hmmu_page_clear_flag(page, HMMU_PG_anon_exclusive);
 	if (hmmu_pte_present(e) && hmmu_pte_dirty(e))
@@ -181,6 +183,8 @@ unsigned long hmmu_migrate_unmap(struct hmmu_migrate_ctl *ctl)
 		if (hmmu_page_mapcount(page))
 			hmmu_migrate_try_to_migrate(page, hmmu_migrate_pfn_pfn(s));
 		if (hmmu_page_mapcount(page) || !hmmu_migrate_check_page(page, ctl->fault_page)) {
+			if (!hmmu_page_mapcount(page))
+				hmmu_count(HMMU_STAT_MIGRATE_PIN_CHECK_FAILED);
 			ctl->src[i] &= ~HMMU_MIGRATE_PFN_MIGRATE;
 			restore++;
 			continue;

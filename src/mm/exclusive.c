@@ -289,7 +289,8 @@ void hmmu_exclusive_entry_restore_locked(struct hmmu_vma *vma, struct hmmu_pt *p
 	HMMU_BUG_ON(!hmmu_is_device_exclusive_entry(se) || !hmmu_page_locked(page));
 	if (se.type == HMMU_SWP_DEVICE_EXCLUSIVE_WRITE) {
 		bits = HMMU_PTE_DIRTY;
-		if (vma->vm_flags & HMMU_VM_WRITE)
+		/* Atomic: maybe reached by a reverse-map walk (see hmmu_vma_set_flags). */
+		if (__atomic_load_n(&vma->vm_flags, __ATOMIC_RELAXED) & HMMU_VM_WRITE)
 			bits |= HMMU_PTE_WRITE;
 	}
 	/* The mapping takes over the entry's reference and gets its mapcount back. */

@@ -18,6 +18,22 @@ static unsigned int hmmu_retry_ms = HMMU_DEFAULT_RETRY_MS;
 static unsigned long hmmu_host_arena_bytes = HMMU_DEFAULT_HOST_ARENA;
 static bool hmmu_initialised;
 
+/*
+ * Apply HMMU_FAULT_INJECT from the environment (with the build option).
+ * A malformed value undoes the initialisation: -EINVAL.
+ */
+static int hmmu_init_fault_inject(void)
+{
+	const char *spec = getenv("HMMU_FAULT_INJECT");
+	int ret = spec ? hmmu_fault_inject_parse(spec) : 0;
+
+	if (ret == -EINVAL) {
+		hmmu_exit();
+		return ret;
+	}
+	return 0;
+}
+
 int hmmu_init(const struct hmmu_config *cfg)
 {
 	unsigned long ram = cfg && cfg->ram_size ? cfg->ram_size : HMMU_DEFAULT_RAM;
@@ -47,7 +63,7 @@ int hmmu_init(const struct hmmu_config *cfg)
 	hmmu_retry_ms = cfg && cfg->retry_timeout_ms ? cfg->retry_timeout_ms : HMMU_DEFAULT_RETRY_MS;
 	hmmu_host_arena_bytes = HMMU_ALIGN_UP(arena, HMMU_PMD_SIZE);
 	hmmu_initialised = true;
-	return 0;
+	return hmmu_init_fault_inject();
 }
 
 int hmmu_exit(void)

@@ -525,9 +525,23 @@ static bool hmmu_fault_allowed(const struct hmmu_vma *vma, unsigned int flags)
 	return vma->vm_flags & need;
 }
 
-hmmu_vm_fault_t hmmu_handle_mm_fault(struct hmmu_vma *vma, unsigned long addr, unsigned int flags)
+/* The fault proper, once checked and counted: hugetlb, or down to the PTE. */
+static hmmu_vm_fault_t hmmu_do_mm_fault(struct hmmu_vma *vma, unsigned long addr, unsigned int flags)
 {
 	struct hmmu_fault f = { .vma = vma, .address = addr & HMMU_PAGE_MASK, .flags = flags };
+
+	if (hmmu_vma_is_hugetlb(vma))
+		return hmmu_hugetlb_fault(vma, addr, flags);
+	f.pmdp = hmmu_pmd_lookup(vma->vm_mm, f.address, true, &f.pmd_pt);
+	if (!f.pmdp)
+		return HMMU_VM_FAULT_OOM;
+	return hmmu_fault_pmd(&f);
+}
+
+hmmu_vm_fault_t hmmu_handle_mm_fault(struct hmmu_vma *vma, unsigned long addr, unsigned int flags)
+{
+	unsigned long page = addr & HMMU_PAGE_MASK;
+	hmmu_vm_fault_t ret;
 
 	if (!vma || addr < vma->vm_start || addr >= vma->vm_end || !hmmu_fault_allowed(vma, flags))
 		return HMMU_VM_FAULT_SIGSEGV;
@@ -537,12 +551,10 @@ hmmu_vm_fault_t hmmu_handle_mm_fault(struct hmmu_vma *vma, unsigned long addr, u
 		return HMMU_VM_FAULT_SIGBUS;
 	atomic_fetch_add_explicit(&vma->vm_mm->nr_faults, 1, memory_order_relaxed);
 	hmmu_count(HMMU_STAT_FAULT);
-	if (hmmu_vma_is_hugetlb(vma))
-		return hmmu_hugetlb_fault(vma, addr, flags);
-	f.pmdp = hmmu_pmd_lookup(vma->vm_mm, f.address, true, &f.pmd_pt);
-	if (!f.pmdp)
-		return HMMU_VM_FAULT_OOM;
-	return hmmu_fault_pmd(&f);
+	hmmu_trace(HMMU_TRACE_FAULT, HMMU_TRACE_BEGIN, page, page + HMMU_PAGE_SIZE, 1, 0);
+	ret = hmmu_do_mm_fault(vma, addr, flags);
+	hmmu_trace(HMMU_TRACE_FAULT, HMMU_TRACE_END, page, page + HMMU_PAGE_SIZE, 0, 0);
+	return ret;
 }
 
 /* ------------------------------------------------------------------ */

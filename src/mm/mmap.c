@@ -312,8 +312,13 @@ struct hmmu_flags_change {
 static struct hmmu_vma *hmmu_vma_set_flags(struct hmmu_mm *mm, struct hmmu_vma *vma, unsigned long flags,
 					   const struct hmmu_flags_change *c)
 {
-	/* Flags first: invalidation callbacks see the new protection. */
-	vma->vm_flags = flags;
+	/*
+	 * Flags first: invalidation callbacks see the new protection.  Atomic:
+	 * reverse-map walks (migration's remove step) read them under a PTE
+	 * lock only; @apply takes that lock after this store, so a walker
+	 * that gets it later sees the new flags.
+	 */
+	__atomic_store_n(&vma->vm_flags, flags, __ATOMIC_RELAXED);
 	if (c->apply)
 		c->apply(vma, flags);
 	return hmmu_vma_merge(mm, vma);

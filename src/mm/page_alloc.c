@@ -493,7 +493,7 @@ struct hmmu_page *hmmu_alloc_pages_node(int nid, hmmu_gfp_t gfp, unsigned int or
 	struct hmmu_page *page;
 
 	if (!node || !node->has_allocator || order > HMMU_MAX_ORDER ||
-	    (gfp & ~GFP_VALID_MASK))
+	    (gfp & ~GFP_VALID_MASK) || hmmu_fault_injected(HMMU_FAULT_PAGE_ALLOC))
 		return NULL;
 	pthread_mutex_lock(&node->lock);
 	page = buddy_take_locked(node, order);

@@ -18,7 +18,7 @@ struct hmmu_pt *hmmu_pt_alloc(struct hmmu_mm *mm, int level)
 
 	/* A host fault runs in a signal handler: its tables exist from mmap time. */
 	HMMU_BUG_ON(hmmu_host_in_fault());
-	pt = aligned_alloc(64, sizeof(*pt));
+	pt = hmmu_fault_injected(HMMU_FAULT_PT_ALLOC) ? NULL : aligned_alloc(64, sizeof(*pt));
 
 	if (!pt)
 		return NULL;
@@ -274,11 +274,19 @@ static unsigned int hmmu_pt_nr_deposited(const struct hmmu_pt *pt)
 	return n;
 }
 
+/*
+ * Check @pt and the tables below it.  A PTE table is checked under its
+ * lock: the pages it maps may be shared with a live mm (a fork's child
+ * while its parent migrates them), whose reverse-map walks change this
+ * table's entries, and the pages' counts with them, under that lock.
+ */
 static int hmmu_pt_check_table(struct hmmu_mm *mm, struct hmmu_pt_census *c, struct hmmu_pt *pt,
 			       unsigned long base)
 {
 	unsigned int used = 0, thp = 0;
 
+	if (pt->level == 0)
+		hmmu_pt_lock(pt);
 	for (unsigned int i = 0; i < HMMU_PT_ENTRIES && !c->err; i++) {
 		unsigned long addr = base + i * hmmu_pt_entry_size(pt->level);
 		hmmu_pte_t e = hmmu_pte_read(&pt->e[i]);
@@ -303,6 +311,8 @@ static int hmmu_pt_check_table(struct hmmu_mm *mm, struct hmmu_pt_census *c, str
 		hmmu_pt_complain(c, "table's nr_used differs from its entries", base, used);
 	if (!c->err && thp != hmmu_pt_nr_deposited(pt))
 		hmmu_pt_complain(c, "deposited PTE tables differ from THP leaves", base, thp);
+	if (pt->level == 0)
+		hmmu_pt_unlock(pt);
 	return c->err;
 }
 

@@ -345,6 +345,21 @@ static int hmmu_vma_complain(const char *what, const struct hmmu_vma *vma)
 	return -EUCLEAN;
 }
 
+/*
+ * Is @vma on its anon_vma's list?  Read under the anon_vma's lock: other
+ * mms' VMAs (a fork's parent and children) join and leave the same list
+ * meanwhile, rewriting their neighbours' links.
+ */
+static bool hmmu_vma_on_anon_list(struct hmmu_vma *vma)
+{
+	bool on;
+
+	pthread_mutex_lock(&vma->anon_vma->lock);
+	on = vma->anon_vma_link.next != &vma->anon_vma_link;
+	pthread_mutex_unlock(&vma->anon_vma->lock);
+	return on;
+}
+
 /* Check one VMA against its predecessor and the tree's view of it. */
 static int hmmu_vma_check(struct hmmu_vma *vma, struct hmmu_vma *prev, struct hmmu_rb_node *rb)
 {
@@ -360,7 +375,7 @@ static int hmmu_vma_check(struct hmmu_vma *vma, struct hmmu_vma *prev, struct hm
 	gap = HMMU_MAX(gap, HMMU_MAX(hmmu_vma_subtree_gap(rb->left), hmmu_vma_subtree_gap(rb->right)));
 	if (gap != vma->rb_subtree_gap)
 		return hmmu_vma_complain("stale subtree gap", vma);
-	if (vma->anon_vma && vma->anon_vma_link.next == &vma->anon_vma_link)
+	if (vma->anon_vma && !hmmu_vma_on_anon_list(vma))
 		return hmmu_vma_complain("has an anon_vma but is not on its list", vma);
 	return 0;
 }

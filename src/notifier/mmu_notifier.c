@@ -303,6 +303,7 @@ static int hmmu_invalidate_start(struct hmmu_notifier_range *range)
 	range->itree_counted = false;
 	if ((unsigned int)range->event <= HMMU_NOTIFY_EXCLUSIVE)
 		hmmu_count(HMMU_STAT_INVALIDATE_UNMAP + range->event);
+	hmmu_trace(HMMU_TRACE_INVALIDATE, HMMU_TRACE_BEGIN, range->start, range->end, 0, range->event);
 	if (!subs)
 		return 0;
 	itree = __atomic_load_n(&subs->has_itree, __ATOMIC_ACQUIRE);
@@ -333,11 +334,16 @@ void hmmu_notifier_invalidate_range_start(struct hmmu_notifier_range *range)
 
 int hmmu_notifier_invalidate_range_start_nonblock(struct hmmu_notifier_range *range)
 {
+	int ret;
+
 	range->flags &= ~HMMU_NOTIFIER_RANGE_BLOCKABLE;
-	return hmmu_invalidate_start(range);
+	ret = hmmu_invalidate_start(range);
+	if (ret)	/* refused: the caller will not call end, so the span ends here */
+		hmmu_trace(HMMU_TRACE_INVALIDATE, HMMU_TRACE_END, range->start, range->end, 0, range->event);
+	return ret;
 }
 
-static void hmmu_invalidate_end(struct hmmu_notifier_range *range, bool only_end)
+static void hmmu_invalidate_end_subs(struct hmmu_notifier_range *range, bool only_end)
 {
 	struct hmmu_notifier_subscriptions *subs = hmmu_mm_subscriptions(range->mm);
 	struct hmmu_notifier *sub;
@@ -356,6 +362,13 @@ static void hmmu_invalidate_end(struct hmmu_notifier_range *range, bool only_end
 			sub->ops->invalidate_range_end(sub, range);
 	}
 	hmmu_rcu_read_unlock();
+}
+
+/* The subscribers' ends, then the end of the invalidation's trace span. */
+static void hmmu_invalidate_end(struct hmmu_notifier_range *range, bool only_end)
+{
+	hmmu_invalidate_end_subs(range, only_end);
+	hmmu_trace(HMMU_TRACE_INVALIDATE, HMMU_TRACE_END, range->start, range->end, 0, range->event);
 }
 
 void hmmu_notifier_invalidate_range_end(struct hmmu_notifier_range *range)

@@ -189,10 +189,11 @@ static void test_stat_migrate_no_destination(void **state)
 }
 
 /*
- * An extra reference (GUP, not a pin: a pinned exclusive page is not even
- * selected) fails the unmap step's reference check: attempted +1, failed +1.
+ * Migrate a touched page while GUP holds it (@pinned: a DMA pin, with
+ * FOLL_WRITE); nothing moves.  Returns the counters just before the
+ * migration.
  */
-static void test_stat_migrate_referenced(void **state)
+static struct hmmu_stat migrate_held(bool pinned)
 {
 	struct hmmu_test_dev *dev = hmmu_test_dev(HMMU_MEMORY_DEVICE_PRIVATE, 2, &owner);
 	struct hmmu_mm *mm = hmmu_test_mm();
@@ -201,12 +202,64 @@ static void test_stat_migrate_referenced(void **state)
 	struct hmmu_stat s;
 
 	touch(mm, a, 1);
-	assert_int_equal(gup(mm, a, 1, 0, &held), 1);
+	assert_int_equal(pinned ? pin(mm, a, 1, HMMU_FOLL_WRITE, &held) : gup(mm, a, 1, 0, &held), 1);
 	s = snap();
 	assert_int_equal(to_device(dev, mm, a, 1), 0);
-	hmmu_put_page(held);
+	if (pinned)
+		hmmu_unpin_user_page(held);
+	else
+		hmmu_put_page(held);
+	return s;
+}
+
+/*
+ * An extra reference (GUP, not a pin: a pinned exclusive page is not even
+ * selected) fails the unmap step's reference check: attempted +1, failed +1,
+ * pin check +1.
+ */
+static void test_stat_migrate_referenced(void **state)
+{
+	struct hmmu_stat s = migrate_held(false);
+
 	EXPECT(&s, { HMMU_STAT_MIGRATE_TO_DEVICE_ATTEMPTED, 1 }, { HMMU_STAT_MIGRATE_TO_DEVICE_FAILED, 1 },
-	       { HMMU_STAT_INVALIDATE_MIGRATE, 1 });
+	       { HMMU_STAT_MIGRATE_PIN_CHECK_FAILED, 1 }, { HMMU_STAT_INVALIDATE_MIGRATE, 1 });
+}
+
+/* A DMA-pinned exclusive page is not selected: pin check +1, nothing attempted. */
+static void test_stat_migrate_pinned(void **state)
+{
+	struct hmmu_stat s = migrate_held(true);
+
+	EXPECT(&s, { HMMU_STAT_MIGRATE_PIN_CHECK_FAILED, 1 }, { HMMU_STAT_INVALIDATE_MIGRATE, 1 });
+}
+
+/*
+ * A write fault fills a collected empty slot before pages(): the hole is
+ * lost (two MIGRATE invalidations: setup's, and the one pages() opens for
+ * its insertions).
+ */
+static void test_stat_migrate_hole_lost(void **state)
+{
+	struct hmmu_test_dev *dev = hmmu_test_dev(HMMU_MEMORY_DEVICE_PRIVATE, 2, &owner);
+	struct hmmu_mm *mm = hmmu_test_mm();
+	unsigned long a = hmmu_test_map(mm, PAGE, RW), src[1] = { 0 }, dst[1] = { 0 };
+	struct hmmu_migrate_vma args = { .start = a, .end = a + PAGE, .src = src, .dst = dst,
+					 .pgmap_owner = &owner, .flags = HMMU_MIGRATE_VMA_SELECT_SYSTEM };
+	struct hmmu_stat s = snap();
+
+	hmmu_mmap_read_lock(mm);
+	args.vma = hmmu_vma_lookup(mm, a);
+	assert_int_equal(hmmu_migrate_vma_setup(&args), 0);
+	assert_int_equal(args.cpages, 1);
+	fill_dst(dev, src, dst, 1);
+	assert_int_equal(hmmu_handle_mm_fault(args.vma, a, HMMU_FAULT_FLAG_WRITE), 0);
+	assert_int_equal(hmmu_migrate_vma_pages(&args), 0);
+	assert_false(src[0] & HMMU_MIGRATE_PFN_MIGRATE);
+	assert_int_equal(hmmu_migrate_vma_finalize(&args), 0);
+	hmmu_mmap_read_unlock(mm);
+	EXPECT(&s, { HMMU_STAT_MIGRATE_TO_DEVICE_ATTEMPTED, 1 }, { HMMU_STAT_MIGRATE_TO_DEVICE_FAILED, 1 },
+	       { HMMU_STAT_MIGRATE_HOLE_LOST, 1 }, { HMMU_STAT_INVALIDATE_MIGRATE, 2 }, { HMMU_STAT_FAULT, 1 },
+	       { HMMU_STAT_FAULT_ANON, 1 }, { HMMU_STAT_DEVICE_PAGE_ALLOC, 1 }, { HMMU_STAT_DEVICE_PAGE_FREE, 1 });
 }
 
 static void test_stat_munmap(void **state)
@@ -334,6 +387,8 @@ int main(void)
 		HMMU_TEST(test_stat_migrate),
 		HMMU_TEST(test_stat_migrate_no_destination),
 		HMMU_TEST(test_stat_migrate_referenced),
+		HMMU_TEST(test_stat_migrate_pinned),
+		HMMU_TEST(test_stat_migrate_hole_lost),
 		HMMU_TEST(test_stat_munmap),
 		HMMU_TEST(test_stat_range_fault_retry),
 		HMMU_TEST(test_stat_device_page),

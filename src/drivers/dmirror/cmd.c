@@ -15,8 +15,8 @@
 
 #include "dmirror_priv.h"
 
-/* The range of a command: 0, or -EINVAL (unaligned, empty or wrapping). */
-static int dmirror_range_check(uint64_t addr, uint64_t npages)
+/* The range of a command or call: 0, or -EINVAL (unaligned, empty or wrapping). */
+int hmmu_dmirror_range_check(uint64_t addr, uint64_t npages)
 {
 	if (addr & ~HMMU_PAGE_MASK || !npages || npages > (UINT64_MAX - addr) >> HMMU_PAGE_SHIFT)
 		return -EINVAL;
@@ -41,7 +41,11 @@ static int dmirror_access(struct hmmu_dmirror *mirror, unsigned long addr, unsig
 		*cpages = done;
 		if (done == npages)
 			return 0;
+		hmmu_trace_begin(HMMU_TRACE_DEVICE_FAULT, addr + done * DMIRROR_PAGE, addr + npages * DMIRROR_PAGE,
+				 npages - done);
 		ret = hmmu_dmirror_fault(mirror, addr + done * DMIRROR_PAGE, addr + npages * DMIRROR_PAGE, write);
+		hmmu_trace_end(HMMU_TRACE_DEVICE_FAULT, addr + done * DMIRROR_PAGE, addr + npages * DMIRROR_PAGE,
+			       ret ? 0 : npages - done);
 		if (ret)
 			return ret;
 		(*faults)++;
@@ -282,7 +286,7 @@ int hmmu_dmirror_cmd(struct hmmu_dmirror *mirror, unsigned int nr, struct hmmu_d
 	if (!mirror || !cmd)
 		return -EINVAL;
 	c = *cmd;
-	ret = dmirror_range_check(c.addr, c.npages);
+	ret = hmmu_dmirror_range_check(c.addr, c.npages);
 	if (ret)
 		return ret;
 	c.cpages = 0;
@@ -305,7 +309,7 @@ int hmmu_dmirror_read(struct hmmu_dmirror *mirror, unsigned long addr, void *buf
 	uint64_t cpages = 0, nfaults = 0;
 	int ret;
 
-	if (!mirror || !buf || dmirror_range_check(addr, npages))
+	if (!mirror || !buf || hmmu_dmirror_range_check(addr, npages))
 		return -EINVAL;
 	ret = dmirror_access(mirror, addr, npages, buf, false, &cpages, &nfaults);
 	if (faults)
@@ -317,7 +321,7 @@ int hmmu_dmirror_read(struct hmmu_dmirror *mirror, unsigned long addr, void *buf
 static long dmirror_migrate_direct(struct hmmu_dmirror *mirror, unsigned long addr, unsigned long npages,
 				   unsigned long batch, bool to_device)
 {
-	if (!mirror || dmirror_range_check(addr, npages))
+	if (!mirror || hmmu_dmirror_range_check(addr, npages))
 		return -EINVAL;
 	if (!batch)
 		batch = DMIRROR_BATCH;

@@ -121,17 +121,27 @@ void *hmmu_dmirror_device_owner(struct hmmu_dmirror_device *mdevice)
 /* Free list                                                           */
 /* ------------------------------------------------------------------ */
 
-/* Pop a free device page (counted as allocated), or NULL.  Caller holds mdevice->lock. */
-static struct hmmu_page *dmirror_free_pop_locked(struct hmmu_dmirror_device *mdevice)
+/* One more page fits without a reservation.  Caller holds mdevice->lock. */
+static bool dmirror_room_locked(const struct hmmu_dmirror_device *mdevice)
+{
+	return !mdevice->capacity || mdevice->stats.pages_in_use + mdevice->reserved < mdevice->capacity;
+}
+
+/*
+ * Pop a free device page (counted as allocated), or NULL (none free, or
+ * no room in the capacity unless @reserved).  Caller holds mdevice->lock.
+ */
+static struct hmmu_page *dmirror_free_pop_locked(struct hmmu_dmirror_device *mdevice, bool reserved)
 {
 	struct hmmu_page *page = mdevice->free_pages;
 
-	if (!page)
+	if (!page || (!reserved && !dmirror_room_locked(mdevice)))
 		return NULL;
 	mdevice->free_pages = page->zone_device_data;
 	page->zone_device_data = NULL;
 	mdevice->stats.calloc++;
-	mdevice->stats.pages_in_use++;
+	if (++mdevice->stats.pages_in_use > mdevice->stats.pages_high_water)
+		mdevice->stats.pages_high_water = mdevice->stats.pages_in_use;
 	return page;
 }
 
@@ -168,7 +178,7 @@ static void dmirror_page_free(struct hmmu_page *page)
 /* A new chunk: its pagemap set up, its pages not yet on the free list.  NULL on failure. */
 static struct dmirror_chunk *dmirror_chunk_create(struct hmmu_dmirror_device *mdevice)
 {
-	struct dmirror_chunk *chunk = calloc(1, sizeof(*chunk));
+	struct dmirror_chunk *chunk = calloc(1, sizeof(*chunk) + mdevice->chunk_pages * sizeof(chunk->stamp[0]));
 
 	if (!chunk)
 		return NULL;
@@ -204,11 +214,11 @@ static int dmirror_chunk_slots_grow(struct hmmu_dmirror_device *mdevice)
 
 /*
  * Publish @chunk: append it and push its pages on the free list, lowest
- * frame on top.  With @pagep, hand out one page at once.  Caller holds
- * devmem_lock (and made room).
+ * frame on top.  With @pagep, hand out one page at once (within the
+ * capacity unless @reserved).  Caller holds devmem_lock (and made room).
  */
 static void dmirror_chunk_publish(struct hmmu_dmirror_device *mdevice, struct dmirror_chunk *chunk,
-				  struct hmmu_page **pagep)
+				  struct hmmu_page **pagep, bool reserved)
 {
 	unsigned long first = hmmu_pgmap_pfn_first(&chunk->pagemap);
 
@@ -220,7 +230,7 @@ static void dmirror_chunk_publish(struct hmmu_dmirror_device *mdevice, struct dm
 		mdevice->free_pages = page;
 	}
 	if (pagep)
-		*pagep = dmirror_free_pop_locked(mdevice);
+		*pagep = dmirror_free_pop_locked(mdevice, reserved);
 	pthread_mutex_unlock(&mdevice->lock);
 	mdevice->chunks[atomic_load(&mdevice->nr_chunks)] = chunk;
 	atomic_fetch_add(&mdevice->nr_chunks, 1);
@@ -228,12 +238,14 @@ static void dmirror_chunk_publish(struct hmmu_dmirror_device *mdevice, struct dm
 
 /*
  * Add a chunk (the kernel driver's allocate_chunk), or, with @pagep, get a
- * page from a chunk another thread just added.  Context: takes devmem_lock
+ * page from a chunk another thread just added (@reserved as for
+ * dmirror_free_pop_locked; *@pagep may stay NULL when the capacity is
+ * reached meanwhile).  Context: takes devmem_lock
  * (memremap may sleep) and mdevice->lock; no other dmirror lock held.
  * Returns 0, or -ENOMEM: max_chunks reached, a RELEASE in progress, or
  * out of memory or node slots.
  */
-static int dmirror_chunk_add(struct hmmu_dmirror_device *mdevice, struct hmmu_page **pagep)
+static int dmirror_chunk_add(struct hmmu_dmirror_device *mdevice, struct hmmu_page **pagep, bool reserved)
 {
 	struct dmirror_chunk *chunk;
 	bool releasing;
@@ -243,7 +255,7 @@ static int dmirror_chunk_add(struct hmmu_dmirror_device *mdevice, struct hmmu_pa
 	pthread_mutex_lock(&mdevice->lock);
 	releasing = mdevice->releasing;
 	if (pagep && !releasing)
-		*pagep = dmirror_free_pop_locked(mdevice);
+		*pagep = dmirror_free_pop_locked(mdevice, reserved);
 	pthread_mutex_unlock(&mdevice->lock);
 	if (pagep && *pagep)
 		;	/* a chunk another thread just added had room */
@@ -252,7 +264,7 @@ static int dmirror_chunk_add(struct hmmu_dmirror_device *mdevice, struct hmmu_pa
 	else if (dmirror_chunk_slots_grow(mdevice) || !(chunk = dmirror_chunk_create(mdevice)))
 		err = -ENOMEM;
 	else
-		dmirror_chunk_publish(mdevice, chunk, pagep);
+		dmirror_chunk_publish(mdevice, chunk, pagep, reserved);
 	pthread_mutex_unlock(&mdevice->devmem_lock);
 	return err;
 }
@@ -270,35 +282,77 @@ struct dmirror_chunk *hmmu_dmirror_chunk_get(struct hmmu_dmirror_device *mdevice
 }
 
 /* ------------------------------------------------------------------ */
-/* Page allocation                                                     */
+/* Capacity and page allocation                                        */
 /* ------------------------------------------------------------------ */
+
+/*
+ * Reserve up to @want pages of capacity for one engine fault (all of them
+ * when the capacity is unlimited).  The caller then allocates at most that
+ * many pages with hmmu_dmirror_page_alloc(..., true) and gives the whole
+ * reservation back with hmmu_dmirror_unreserve() once the pages it got are
+ * counted in use.  Until then they count twice, which only makes others
+ * see the device fuller than it is: pages_in_use never exceeds capacity.
+ * Takes mdevice->lock.  Returns the pages reserved (maybe 0).
+ */
+unsigned long hmmu_dmirror_reserve(struct hmmu_dmirror_device *mdevice, unsigned long want)
+{
+	unsigned long used, got = want;
+
+	if (!mdevice->capacity)
+		return want;
+	pthread_mutex_lock(&mdevice->lock);
+	used = mdevice->stats.pages_in_use + mdevice->reserved;
+	if (used >= mdevice->capacity)
+		got = 0;
+	else if (got > mdevice->capacity - used)
+		got = mdevice->capacity - used;
+	mdevice->reserved += got;
+	pthread_mutex_unlock(&mdevice->lock);
+	return got;
+}
+
+/* Give back @n pages of a reservation (all of it, used or not).  Takes mdevice->lock. */
+void hmmu_dmirror_unreserve(struct hmmu_dmirror_device *mdevice, unsigned long n)
+{
+	if (!mdevice->capacity || !n)
+		return;
+	pthread_mutex_lock(&mdevice->lock);
+	mdevice->reserved -= n;
+	pthread_mutex_unlock(&mdevice->lock);
+}
 
 /*
  * A device page for a migration destination (spec 5.5): initialised by
  * hmmu_zone_device_page_init (refcount 1, locked), with its backing page
- * in zone_device_data for a private device.  The caller owns the
- * reference (migration's finalize drops it).  Context: no dmirror lock
- * held (may add a chunk).  Returns NULL when the knob fails it, no system
- * page is left for the backing page, or the device is full.
+ * in zone_device_data for a private device, and stamped used now for the
+ * LRU.  @reserved: the caller holds a reservation for it (engine faults);
+ * otherwise the page must fit in the capacity beside every reservation.
+ * The caller owns the reference (migration's finalize drops it).  Context:
+ * no dmirror lock held (may add a chunk).  Returns NULL when the knob
+ * fails it, no system page is left for the backing page, or the device is
+ * full (capacity or chunks).
  */
-struct hmmu_page *hmmu_dmirror_page_alloc(struct hmmu_dmirror_device *mdevice)
+struct hmmu_page *hmmu_dmirror_page_alloc(struct hmmu_dmirror_device *mdevice, bool reserved)
 {
 	struct hmmu_page *rpage = NULL, *dpage;
-	bool fail;
+	bool fail, full;
 
 	if (dmirror_is_private(mdevice) && !(rpage = hmmu_alloc_page(HMMU_GFP_KERNEL)))
 		return NULL;
 	pthread_mutex_lock(&mdevice->lock);
-	fail = dmirror_fail_take_locked(mdevice, &mdevice->fail_device);
-	dpage = fail ? NULL : dmirror_free_pop_locked(mdevice);
+	full = !reserved && !dmirror_room_locked(mdevice);
+	fail = !full && (dmirror_fail_take_locked(mdevice, &mdevice->fail_device) ||
+			 hmmu_fault_inject_should_fail(HMMU_FAULT_DEVICE_ALLOC));
+	dpage = fail || full ? NULL : dmirror_free_pop_locked(mdevice, reserved);
 	pthread_mutex_unlock(&mdevice->lock);
-	if (!dpage && (fail || dmirror_chunk_add(mdevice, &dpage) || !dpage)) {
+	if (!dpage && (fail || full || dmirror_chunk_add(mdevice, &dpage, reserved) || !dpage)) {
 		if (rpage)
 			hmmu_put_page(rpage);
 		return NULL;
 	}
 	hmmu_zone_device_page_init(dpage);
 	dpage->zone_device_data = rpage;
+	dmirror_page_touch(dpage);
 	return dpage;
 }
 
@@ -316,6 +370,7 @@ static int dmirror_config_check(const struct hmmu_dmirror_device_config *cfg, st
 	md->max_chunks = cfg && cfg->max_chunks ? cfg->max_chunks : DMIRROR_DEFAULT_MAX_CHUNKS;
 	md->chunk_pages = chunk >> HMMU_PAGE_SHIFT;
 	md->fault_around = around;
+	md->capacity = cfg ? cfg->capacity_pages : 0;
 	if (md->type != HMMU_MEMORY_DEVICE_PRIVATE && md->type != HMMU_MEMORY_DEVICE_COHERENT)
 		return -EINVAL;
 	if (chunk & (HMMU_PMD_SIZE - 1) || md->chunk_pages > (1UL << 32))
@@ -363,7 +418,7 @@ int hmmu_dmirror_device_create(const struct hmmu_dmirror_device_config *cfg, str
 		dmirror_device_free(mdevice);
 		return -ENOMEM;
 	}
-	dmirror_chunk_publish(mdevice, chunk, NULL);
+	dmirror_chunk_publish(mdevice, chunk, NULL, false);
 	*devp = mdevice;
 	return 0;
 }

@@ -8,6 +8,7 @@
  *   mirror.c     open/close, the invalidate callback, the fault helper
  *   migrate.c    migration to the device and back, migrate_to_ram
  *   cmd.c        the commands and the direct calls
+ *   exec.c       device execution: workers, device loads/stores, device faults
  *   exclusive.c  EXCLUSIVE and CHECK_EXCLUSIVE
  *   mmap.c       the device's MIXEDMAP mapping
  *   copy.c       page copies (streaming stores for large transfers)
@@ -16,7 +17,8 @@
  * never src/internal.h.
  *
  * Lock order, outer to inner (all pthread mutexes):
- *   mdevice->release_lock  (RELEASE and destroy: one removal at a time)
+ *   mdevice->release_lock  (RELEASE, destroy, close and LRU eviction: one
+ *                           eviction at a time)
  *   mdevice->devmem_lock   (chunk array, chunk creation)
  *   mdevice->mirrors_lock  (list of mirrors)
  *   mirror->mutex          (the driver lock of spec 1.8: device page table)
@@ -63,9 +65,11 @@ void hmmu_dmirror_copy_fence(void);
 /* ------------------------------------------------------------------ */
 
 /*
- * An entry: the address of the struct hmmu_page whose memory the device
- * reaches (a system page, the backing page of a private device page, or a
- * coherent device page itself), its low two bits a tag.  0: no entry.
+ * An entry: the address of a struct hmmu_page, its low two bits a tag and
+ * bit 2 (DMIRROR_ENTRY_LOCAL) set when the page is one of the device's own
+ * pages (private or coherent): the device page itself, whose data lives in
+ * dmirror_backing_page().  Without LOCAL, the page is a system page (or
+ * another device's coherent page) holding the data.  0: no entry.
  * Entries hold no page reference: the invalidate callback keeps them valid.
  */
 typedef uintptr_t dmirror_entry_t;
@@ -73,6 +77,10 @@ typedef uintptr_t dmirror_entry_t;
 #define DMIRROR_TAG_ATOMIC 1UL	/* exclusive (EXCLUSIVE command); readable, not writable */
 #define DMIRROR_TAG_WRITE 3UL
 #define DMIRROR_TAG_MASK 3UL
+#define DMIRROR_ENTRY_LOCAL 4UL
+#define DMIRROR_ENTRY_BITS 7UL
+
+_Static_assert(_Alignof(struct hmmu_page) > DMIRROR_ENTRY_BITS, "entry bits overlap page addresses");
 
 static inline dmirror_entry_t dmirror_entry_make(struct hmmu_page *page, unsigned long tag)
 {
@@ -80,11 +88,15 @@ static inline dmirror_entry_t dmirror_entry_make(struct hmmu_page *page, unsigne
 }
 static inline struct hmmu_page *dmirror_entry_page(dmirror_entry_t e)
 {
-	return (struct hmmu_page *)(e & ~DMIRROR_TAG_MASK);
+	return (struct hmmu_page *)(e & ~DMIRROR_ENTRY_BITS);
 }
 static inline unsigned long dmirror_entry_tag(dmirror_entry_t e)
 {
 	return e & DMIRROR_TAG_MASK;
+}
+static inline bool dmirror_entry_local(dmirror_entry_t e)
+{
+	return e & DMIRROR_ENTRY_LOCAL;
 }
 
 /*
@@ -132,6 +144,13 @@ struct dmirror_chunk {
 	struct hmmu_dev_pagemap pagemap;
 	struct hmmu_dmirror_device *mdevice;
 	bool remove;				/* under mdevice->lock */
+	/*
+	 * The LRU stamp of each frame: the device's lru_clock when the page
+	 * was allocated or last accessed by the engine.  Written without a
+	 * lock, read by the eviction under release_lock.  Relaxed atomics: a
+	 * lost update only makes the LRU less exact.
+	 */
+	_Atomic uint32_t stamp[];
 };
 
 struct hmmu_dmirror_device {
@@ -140,9 +159,19 @@ struct hmmu_dmirror_device {
 	unsigned long chunk_pages;		/* frames per chunk */
 	unsigned long max_chunks;
 	unsigned long fault_around;		/* pages per migrate_to_ram window */
+	unsigned long capacity;			/* pages in use at most; 0: unlimited */
 
-	/* Serialises RELEASE and destroy (eviction + chunk removal). */
+	/* The LRU's time: advanced by every engine fault (relaxed atomics). */
+	_Atomic uint32_t lru_clock;
+
+	/*
+	 * Serialises eviction: RELEASE and destroy (eviction + chunk removal),
+	 * close, and the LRU eviction of the engine; lru_hand (the next
+	 * frame the LRU sweep looks at, an index over all chunks' frames) is
+	 * under it.
+	 */
 	pthread_mutex_t release_lock;
+	unsigned long lru_hand;
 
 	/*
 	 * devmem_lock protects chunks[] (which realloc may move), nr_chunks and
@@ -162,12 +191,16 @@ struct hmmu_dmirror_device {
 
 	/*
 	 * lock protects the free list (linked through zone_device_data),
-	 * `releasing`, changes of the fail knob and the counters in stats
-	 * except `chunks` (derived from nr_chunks).  A leaf lock.  The knob is
-	 * atomic so the migration path can see it unarmed without the lock.
+	 * `releasing`, `reserved`, changes of the fail knob and the counters
+	 * in stats except `chunks` (derived from nr_chunks).  A leaf lock.
+	 * The knob is atomic so the migration path can see it unarmed without
+	 * the lock.  `reserved` is the capacity promised to engine faults in
+	 * flight (hmmu_dmirror_reserve): stats.pages_in_use + reserved never
+	 * exceeds a non-zero capacity once allocations are checked against it.
 	 */
 	pthread_mutex_t lock;
 	struct hmmu_page *free_pages;
+	unsigned long reserved;
 	bool releasing;				/* RELEASE/destroy: refuse new chunks and pages */
 	atomic_long fail_device, fail_system;	/* the knob: >0 count, -1 always, 0 off */
 	struct hmmu_dmirror_device_stats stats;
@@ -190,7 +223,29 @@ static inline bool dmirror_is_private(const struct hmmu_dmirror_device *mdevice)
 	return mdevice->type == HMMU_MEMORY_DEVICE_PRIVATE;
 }
 
-struct hmmu_page *hmmu_dmirror_page_alloc(struct hmmu_dmirror_device *mdevice);
+/* The chunk of one of our device pages. */
+static inline struct dmirror_chunk *dmirror_page_chunk(const struct hmmu_page *page)
+{
+	return dmirror_container_of(page->pgmap, struct dmirror_chunk, pagemap);
+}
+
+/*
+ * Mark device page @page used now (its LRU stamp: one relaxed load of the
+ * clock, and a store only when the stamp is older).  Any context.
+ */
+static inline void dmirror_page_touch(const struct hmmu_page *page)
+{
+	struct dmirror_chunk *chunk = dmirror_page_chunk(page);
+	_Atomic uint32_t *stamp = &chunk->stamp[hmmu_page_to_pfn(page) - hmmu_pgmap_pfn_first(page->pgmap)];
+	uint32_t now = atomic_load_explicit(&chunk->mdevice->lru_clock, memory_order_relaxed);
+
+	if (atomic_load_explicit(stamp, memory_order_relaxed) != now)
+		atomic_store_explicit(stamp, now, memory_order_relaxed);
+}
+
+struct hmmu_page *hmmu_dmirror_page_alloc(struct hmmu_dmirror_device *mdevice, bool reserved);
+unsigned long hmmu_dmirror_reserve(struct hmmu_dmirror_device *mdevice, unsigned long want);
+void hmmu_dmirror_unreserve(struct hmmu_dmirror_device *mdevice, unsigned long n);
 bool hmmu_dmirror_fail_system_alloc(struct hmmu_dmirror_device *mdevice);
 void hmmu_dmirror_stat_add(struct hmmu_dmirror_device *mdevice, size_t field, unsigned long n);
 #define dmirror_stat_add(md, name, n) \
@@ -203,6 +258,7 @@ unsigned long hmmu_dmirror_device_in_use(struct hmmu_dmirror_device *mdevice);
 /* ------------------------------------------------------------------ */
 
 void hmmu_dmirror_device_evict(struct hmmu_dmirror_device *mdevice, bool until_free);
+unsigned long hmmu_dmirror_evict_lru(struct hmmu_dmirror_device *mdevice, unsigned long want);
 int hmmu_dmirror_device_remove_chunks(struct hmmu_dmirror_device *mdevice);
 
 /* ------------------------------------------------------------------ */
@@ -235,6 +291,7 @@ int hmmu_dmirror_range_fault_and_lock(struct hmmu_dmirror *mirror, struct hmmu_r
 int hmmu_dmirror_fault(struct hmmu_dmirror *mirror, unsigned long start, unsigned long end, bool write);
 void hmmu_dmirror_mm_erase(struct hmmu_dmirror_device *mdevice, struct hmmu_mm *mm,
 			   const struct hmmu_migrate_vma *args, const struct hmmu_dmirror *except);
+char *hmmu_dmirror_entry_access(dmirror_entry_t e, bool write);
 unsigned long hmmu_dmirror_pt_copy(struct hmmu_dmirror *mirror, unsigned long vpn, unsigned long npages,
 				   char *buf, bool write);
 uint64_t hmmu_dmirror_now_ms(void);
@@ -243,6 +300,7 @@ uint64_t hmmu_dmirror_now_ms(void);
 /* Commands (cmd.c, exclusive.c)                                       */
 /* ------------------------------------------------------------------ */
 
+int hmmu_dmirror_range_check(uint64_t addr, uint64_t npages);
 int hmmu_dmirror_read_back(struct hmmu_dmirror *mirror, struct hmmu_dmirror_cmd *cmd);
 int hmmu_dmirror_cmd_exclusive(struct hmmu_dmirror *mirror, struct hmmu_dmirror_cmd *cmd);
 int hmmu_dmirror_cmd_check_exclusive(struct hmmu_dmirror *mirror, const struct hmmu_dmirror_cmd *cmd);
@@ -253,6 +311,8 @@ int hmmu_dmirror_cmd_check_exclusive(struct hmmu_dmirror *mirror, const struct h
 
 long hmmu_dmirror_migrate_range(struct hmmu_dmirror *mirror, unsigned long start, unsigned long end,
 				unsigned long batch, bool to_device);
+long hmmu_dmirror_step_to_device(struct hmmu_dmirror *mirror, struct hmmu_vma *vma, unsigned long start,
+				 unsigned long end, unsigned long *src, unsigned long *dst, unsigned long *budget);
 hmmu_vm_fault_t hmmu_dmirror_migrate_to_ram(struct hmmu_vm_fault *vmf);
 
 #endif

@@ -4,11 +4,12 @@
  * most `batch` pages inside one VMA, with the mmap_lock held for read:
  *
  *   to the device (MIGRATE_TO_DEV)   setup(SELECT_SYSTEM, owner = device);
- *       allocate a device page per selected entry, copy the source into
- *       its backing page (or zero it for an empty slot), dst WRITE if the
- *       source was writable or the slot empty in a writable VMA; pages;
- *       map the committed entries in the mirror's table (the backing
- *       page, WRITE if dst WRITE) under the mutex; finalize.
+ *       allocate a device page per selected entry, drop the device
+ *       entries of those pages, copy the source into its backing page (or
+ *       zero it for an empty slot), dst WRITE if the source was writable
+ *       or the slot empty in a writable VMA; pages; map the committed
+ *       entries in the mirror's table (the device page, LOCAL, WRITE if
+ *       dst WRITE) under the mutex; finalize.
  *   to the system (MIGRATE_TO_SYS, migrate_to_ram)   setup(SELECT_DEVICE_*,
  *       owner = device); allocate a locked system page per selected device
  *       page (skip it on failure: it stays on the device, intact), drop
@@ -16,55 +17,100 @@
  *
  * The core's MIGRATE invalidations carry our device as owner, so every
  * mirror of the device leaves its table alone (spec 5.4; only the sequence
- * advances): the migration drops the old entries itself, in every mirror
- * of the device on that mm (the kernel driver only in the mirror at hand).
+ * advances): the migration drops the old entries itself, before the copy,
+ * in every mirror of the device on that mm (the kernel driver only in the
+ * mirror at hand, after the copy).
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "dmirror_priv.h"
 
+/*
+ * A DMA failure of the copy into @dpage (fault injection's device_copy
+ * site): @dpage, locked with the caller's reference, is unlocked and put
+ * (page_free gives it back) and the entry's migration fails: its source
+ * stays.  True when the copy must not happen.
+ */
+static bool dmirror_copy_failed(struct hmmu_page *dpage)
+{
+	if (!hmmu_fault_inject_should_fail(HMMU_FAULT_DEVICE_COPY))
+		return false;
+	hmmu_unlock_page(dpage);
+	hmmu_put_page(dpage);
+	return true;
+}
+
 /* ------------------------------------------------------------------ */
 /* To the device                                                       */
 /* ------------------------------------------------------------------ */
 
 /*
- * Fill args->dst for every selected entry (spec 3.5): a new device page
- * holding a copy of the source, or zeros.  Sources that are already device
- * pages are skipped (SELECT_SYSTEM never selects them).  An allocation
- * failure leaves the entry without destination: the page stays put.
+ * Give every selected entry a destination (spec 3.5): a new device page,
+ * WRITE if the source was writable or is an empty slot of a writable VMA.
+ * Sources that are already device pages are skipped (SELECT_SYSTEM never
+ * selects them).  An allocation failure leaves the entry without
+ * destination: the page stays put.  With @budget, at most *@budget pages
+ * are allocated, from the caller's reservation (*@budget counts down).
  * Context: mmap_lock held for read, no dmirror lock.
  */
-static void dmirror_to_device_copy(struct hmmu_dmirror *mirror, struct hmmu_migrate_vma *args)
+static void dmirror_to_device_alloc(struct hmmu_dmirror *mirror, struct hmmu_migrate_vma *args,
+				    unsigned long *budget)
 {
-	bool vma_write = args->vma->vm_flags & HMMU_VM_WRITE, stream = args->npages >= DMIRROR_STREAM_STEP;
+	bool vma_write = args->vma->vm_flags & HMMU_VM_WRITE;
 
-	for (unsigned long i = 0; i < args->npages; i++) {
+	for (unsigned long i = 0; i < args->npages && (!budget || *budget); i++) {
 		struct hmmu_page *spage = hmmu_migrate_pfn_to_page(args->src[i]), *dpage;
-		void *to;
 
 		if (!(args->src[i] & HMMU_MIGRATE_PFN_MIGRATE) || (spage && hmmu_is_zone_device_page(spage)))
 			continue;
-		dpage = hmmu_dmirror_page_alloc(mirror->mdevice);
+		dpage = hmmu_dmirror_page_alloc(mirror->mdevice, budget != NULL);
 		if (!dpage)
 			continue;
-		to = hmmu_page_address(dmirror_backing_page(dpage));
-		if (spage)
-			hmmu_dmirror_copy_page(to, hmmu_page_address(spage), stream);
-		else
-			memset(to, 0, DMIRROR_PAGE);
+		if (budget)
+			(*budget)--;
 		args->dst[i] = hmmu_migrate_pfn(hmmu_page_to_pfn(dpage));
 		if ((args->src[i] & HMMU_MIGRATE_PFN_WRITE) || (!spage && vma_write))
 			args->dst[i] |= HMMU_MIGRATE_PFN_WRITE;
+	}
+}
+
+/*
+ * Copy each source with a destination into the destination's backing
+ * page, or zero it for an empty slot.  First every mirror of the device
+ * on this mm drops its entries of those pages: a device store through an
+ * entry of the source after the copy would be lost (our own MIGRATE
+ * invalidations leave the tables alone).  Context: mmap_lock held for
+ * read; takes mirrors_lock and the mirror mutexes.  A copy that fails
+ * (fault injection's device_copy) frees its destination: the source stays.
+ */
+static void dmirror_to_device_copy(struct hmmu_dmirror *mirror, struct hmmu_migrate_vma *args)
+{
+	bool stream = args->npages >= DMIRROR_STREAM_STEP;
+
+	hmmu_dmirror_mm_erase(mirror->mdevice, dmirror_mm(mirror), args, NULL);
+	for (unsigned long i = 0; i < args->npages; i++) {
+		struct hmmu_page *spage = hmmu_migrate_pfn_to_page(args->src[i]);
+		struct hmmu_page *dpage = hmmu_migrate_pfn_to_page(args->dst[i]);
+		void *to = dpage ? hmmu_page_address(dmirror_backing_page(dpage)) : NULL;
+
+		if (dpage && dmirror_copy_failed(dpage)) {
+			args->dst[i] = 0;	/* the source stays */
+			continue;
+		}
+		if (to && spage)
+			hmmu_dmirror_copy_page(to, hmmu_page_address(spage), stream);
+		else if (to)
+			memset(to, 0, DMIRROR_PAGE);
 	}
 	hmmu_dmirror_copy_fence();
 }
 
 /*
  * After pages: map every committed entry (src still MIGRATE, dst set) in
- * the mirror's table, and drop the old entries of the device's other
- * mirrors on this mm.  Context: takes the mirror mutex, then, once it is
- * released, mirrors_lock.  Returns the entries committed.
+ * the mirror's table, as a LOCAL entry of the device page (the old entries
+ * went before the copy).  Context: takes the mirror mutex.  Returns the
+ * entries committed.
  */
 static unsigned long dmirror_to_device_map(struct hmmu_dmirror *mirror, struct hmmu_migrate_vma *args)
 {
@@ -79,17 +125,21 @@ static unsigned long dmirror_to_device_map(struct hmmu_dmirror *mirror, struct h
 			continue;
 		committed++;
 		/* On -ENOMEM the page is simply not mapped: the read-back says -ENOENT. */
-		hmmu_dmirror_pt_store(&mirror->pt, vpn + i, dmirror_entry_make(dmirror_backing_page(dpage), tag));
+		hmmu_dmirror_pt_store(&mirror->pt, vpn + i, dmirror_entry_make(dpage, tag | DMIRROR_ENTRY_LOCAL));
 	}
 	pthread_mutex_unlock(&mirror->mutex);
-	if (committed)
-		hmmu_dmirror_mm_erase(mirror->mdevice, dmirror_mm(mirror), args, mirror);
 	return committed;
 }
 
-/* One step to the device over [start, end) of @vma.  Returns pages committed or setup's error. */
-static long dmirror_step_to_device(struct hmmu_dmirror *mirror, struct hmmu_vma *vma, unsigned long start,
-				   unsigned long end, unsigned long *src, unsigned long *dst)
+/*
+ * One step to the device over [start, end) of @vma (src, dst: room for its
+ * pages).  With @budget, allocate at most *@budget device pages from the
+ * caller's reservation (see hmmu_dmirror_reserve); it counts down.
+ * Context: mmap_lock held for read, no dmirror lock.  Returns the pages
+ * committed or setup's error.
+ */
+long hmmu_dmirror_step_to_device(struct hmmu_dmirror *mirror, struct hmmu_vma *vma, unsigned long start,
+				 unsigned long end, unsigned long *src, unsigned long *dst, unsigned long *budget)
 {
 	struct hmmu_migrate_vma args = {
 		.vma = vma, .src = src, .dst = dst, .start = start, .end = end,
@@ -100,6 +150,7 @@ static long dmirror_step_to_device(struct hmmu_dmirror *mirror, struct hmmu_vma 
 
 	if (ret)
 		return ret;
+	dmirror_to_device_alloc(mirror, &args, budget);
 	dmirror_to_device_copy(mirror, &args);
 	hmmu_migrate_vma_pages(&args);
 	committed = dmirror_to_device_map(mirror, &args);
@@ -137,11 +188,16 @@ static void dmirror_to_system_copy(struct hmmu_dmirror_device *mdevice, struct h
 	hmmu_dmirror_mm_erase(mdevice, args->vma->vm_mm, args, NULL);
 	for (unsigned long i = 0; i < args->npages; i++) {
 		struct hmmu_page *spage = hmmu_migrate_pfn_to_page(args->src[i]);
+		struct hmmu_page *dpage = hmmu_migrate_pfn_to_page(args->dst[i]);
 
-		if (args->dst[i])
-			hmmu_dmirror_copy_page(hmmu_page_address(hmmu_migrate_pfn_to_page(args->dst[i])),
-					       hmmu_page_address(dmirror_backing_page(spage)),
-					       args->npages >= DMIRROR_STREAM_STEP);
+		if (!dpage)
+			continue;
+		if (dmirror_copy_failed(dpage)) {
+			args->dst[i] = 0;	/* stays on the device; its mirrors refault it */
+			continue;
+		}
+		hmmu_dmirror_copy_page(hmmu_page_address(dpage), hmmu_page_address(dmirror_backing_page(spage)),
+				       args->npages >= DMIRROR_STREAM_STEP);
 	}
 	hmmu_dmirror_copy_fence();
 }
@@ -202,7 +258,7 @@ static long dmirror_migrate_steps(struct hmmu_dmirror *mirror, unsigned long sta
 			return -EINVAL;
 		next = end - addr > batch * DMIRROR_PAGE ? addr + batch * DMIRROR_PAGE : end;
 		next = next > vma->vm_end ? vma->vm_end : next;
-		ret = to_device ? dmirror_step_to_device(mirror, vma, addr, next, src, dst)
+		ret = to_device ? hmmu_dmirror_step_to_device(mirror, vma, addr, next, src, dst, NULL)
 				: dmirror_step_to_system(mirror, vma, addr, next, src, dst);
 		if (ret < 0)
 			return ret;

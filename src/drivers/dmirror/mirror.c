@@ -220,10 +220,9 @@ int hmmu_dmirror_range_fault_and_lock(struct hmmu_dmirror *mirror, struct hmmu_r
 /*
  * Store the faulted pages of @range in the table (the kernel driver's
  * do_fault): tag WRITE iff the CPU mapping is writable.  A page of our own
- * private memory is stored as its backing page, where its data lives (the
- * kernel driver stores the device page itself, which it cannot read).
- * Caller holds mirror->mutex.  Returns 0, -EFAULT (an entry not valid, or
- * not writable when @write) or -ENOMEM.
+ * memory (private or coherent) is stored LOCAL: its data lives in its
+ * backing page.  Caller holds mirror->mutex.  Returns 0, -EFAULT (an entry
+ * not valid, or not writable when @write) or -ENOMEM.
  */
 static int dmirror_fault_store(struct hmmu_dmirror *mirror, const struct hmmu_range *range, bool write)
 {
@@ -231,7 +230,7 @@ static int dmirror_fault_store(struct hmmu_dmirror *mirror, const struct hmmu_ra
 	unsigned long vpn = range->start >> HMMU_PAGE_SHIFT;
 
 	for (unsigned long i = 0; i < n; i++) {
-		unsigned long pfn = range->hmm_pfns[i];
+		unsigned long pfn = range->hmm_pfns[i], tag;
 		struct hmmu_page *page = hmmu_hmm_pfn_to_page(pfn);
 		int err;
 
@@ -239,10 +238,10 @@ static int dmirror_fault_store(struct hmmu_dmirror *mirror, const struct hmmu_ra
 			return -EFAULT;
 		if (write && !(pfn & HMMU_PFN_WRITE))
 			return -EFAULT;
-		if (hmmu_is_device_private_page(page) && page->pgmap->owner == mirror->mdevice)
-			page = dmirror_backing_page(page);
-		err = hmmu_dmirror_pt_store(&mirror->pt, vpn + i, dmirror_entry_make(page,
-					    pfn & HMMU_PFN_WRITE ? DMIRROR_TAG_WRITE : DMIRROR_TAG_READ));
+		tag = pfn & HMMU_PFN_WRITE ? DMIRROR_TAG_WRITE : DMIRROR_TAG_READ;
+		if (page->pgmap && page->pgmap->owner == mirror->mdevice)
+			tag |= DMIRROR_ENTRY_LOCAL;
+		err = hmmu_dmirror_pt_store(&mirror->pt, vpn + i, dmirror_entry_make(page, tag));
 		if (err)
 			return err;
 	}
@@ -282,6 +281,24 @@ int hmmu_dmirror_fault(struct hmmu_dmirror *mirror, unsigned long start, unsigne
 }
 
 /*
+ * The data of the page entry @e maps, for a load, or for a store if
+ * @write; NULL when @e is empty or (@write) not tagged WRITE.  A LOCAL
+ * page is stamped used now for the LRU.  Caller holds mirror->mutex
+ * (the entry, hence the page, stays valid while it is held).
+ */
+char *hmmu_dmirror_entry_access(dmirror_entry_t e, bool write)
+{
+	struct hmmu_page *page = dmirror_entry_page(e);
+
+	if (!e || (write && dmirror_entry_tag(e) != DMIRROR_TAG_WRITE))
+		return NULL;
+	if (!dmirror_entry_local(e))
+		return hmmu_page_address(page);
+	dmirror_page_touch(page);
+	return hmmu_page_address(dmirror_backing_page(page));
+}
+
+/*
  * Copy up to @n pages from @vpn, all in one leaf of the table, between
  * the device's view and @buf (see hmmu_dmirror_pt_copy).  Caller holds
  * mirror->mutex.  Returns the pages copied (< @n: a page had no suitable
@@ -294,10 +311,9 @@ static unsigned long dmirror_leaf_copy(struct hmmu_dmirror *mirror, unsigned lon
 	unsigned long done = 0, i = vpn % DMIRROR_PT_SLOTS;
 
 	for (; leaf && done < n; done++, i++, buf += DMIRROR_PAGE) {
-		dmirror_entry_t e = leaf[i];
-		char *p = e ? hmmu_page_address(dmirror_entry_page(e)) : NULL;
+		char *p = hmmu_dmirror_entry_access(leaf[i], write);
 
-		if (!p || (write && dmirror_entry_tag(e) != DMIRROR_TAG_WRITE))
+		if (!p)
 			break;
 		if (write)
 			memcpy(p, buf, DMIRROR_PAGE);
