@@ -320,7 +320,7 @@ int hmmu_cmd_bench(int argc, char **argv)
 	int err;
 
 	/* The data, device-private backing pages, pages faulted home, slack. */
-	err = hmmu_init(&(struct hmmu_config){ .ram_size = 4 * BENCH_MAX_BYTES });
+	err = hmmu_init(&(struct hmmu_config){ .ram_size = 4 * BENCH_MAX_BYTES, .host_arena_size = 2 * BENCH_MAX_BYTES });
 	if (err)
 		bench_fail("hmmu_init", err);
 	bench_warm_ram();
@@ -337,6 +337,7 @@ int hmmu_cmd_bench(int argc, char **argv)
 		bench_memory(bench_sizes[i], json);
 		bench_device(&(struct bench_ctx){ .bytes = bench_sizes[i], .buf = read_buf, .pattern = memcpy_src },
 			     json);
+		bench_host(&(struct bench_ctx){ .bytes = bench_sizes[i], .buf = read_buf, .pattern = memcpy_src }, json);
 	}
 	for (unsigned long n = 1; n <= 1000000 && bench_selected("notifier_start_end"); n *= 1000)
 		bench_notifier(n, json);

@@ -47,5 +47,7 @@ void bench_check_mapping(struct bench_ctx *c);
 
 /* device.c: the device scenarios at proto->bytes (buf, pattern from @proto). */
 void bench_device(const struct bench_ctx *proto, FILE *json);
+/* host.c: the host-mm scenarios at proto->bytes (docs/host.md). */
+void bench_host(const struct bench_ctx *proto, FILE *json);
 
 #endif /* HMMU_BENCH_H */

@@ -257,6 +257,7 @@ struct hmmu_node {
 	void *reserve;		/* the mmap backing `base` (RAM nodes), or NULL */
 	size_t reserve_len;
 	bool has_allocator;	/* immutable: buddy allocator present */
+	struct hmmu_host *host;	/* immutable: the host mm whose frames these are, or NULL */
 	pthread_mutex_t lock;	/* protects free_area[] and nr_free_blocks[] */
 	struct cds_list_head free_area[HMMU_MAX_ORDER + 1]; /* heads of free blocks */
 	unsigned long nr_free_blocks[HMMU_MAX_ORDER + 1];
@@ -271,6 +272,14 @@ int hmmu_node_create_ram(unsigned long nr_pages);
  * start free (refcount 0).  Returns the nid or -errno.
  */
 int hmmu_node_create_device(unsigned long nr_pages, void *base);
+/*
+ * Create the node of a host mm's frames (src/host/): no allocator; frame i
+ * is the byte range i pages into @base (the host's direct map).  Its frames
+ * are claimed by the host and made pages with hmmu_node_take_frame(); the
+ * free path hands them back through hmmu_host_frame_free().
+ */
+int hmmu_node_create_host(unsigned long nr_pages, void *base, struct hmmu_host *host);
+struct hmmu_page *hmmu_node_take_frame(struct hmmu_node *node, unsigned long idx);
 /* Remove a node; every frame must be free.  Returns 0 or -EBUSY. */
 int hmmu_node_destroy(int nid);
 /* The node with id @nid, or NULL. */
@@ -288,8 +297,9 @@ void hmmu_free_frozen_page(struct hmmu_page *head);
 /*
  * Recount every RAM node: each frame is in exactly one free block or
  * allocated, free blocks are correctly aligned, ordered and listed once,
- * no two free buddies were left unmerged, and nr_free matches.  Prints the
- * first problem to stderr.  Returns 0 or -EUCLEAN.
+ * no two free buddies were left unmerged, and nr_free matches; and every
+ * host node (hmmu_host_validate()).  Prints the first problem to stderr.
+ * Returns 0 or -EUCLEAN.
  */
 int hmmu_page_alloc_validate(void);
 
@@ -604,6 +614,7 @@ struct hmmu_mm {
 	 * last mmdrop (see struct hmmu_notifier_subscriptions). */
 	struct hmmu_notifier_subscriptions *notifier_subscriptions;
 	atomic_uint flags;		/* HMMU_MMF_* */
+	struct hmmu_host *host;		/* host mms (src/host/): set at creation, else NULL */
 };
 
 #define HMMU_MMF_UNSTABLE 0x1u	/* reaped: faults fail with SIGBUS */
@@ -1024,9 +1035,63 @@ static inline void hmmu_notify_start(struct hmmu_notifier_range *r, enum hmmu_no
 }
 
 /* ---------------------------------------------------------------------- */
+/* src/host/: host mms, whose addresses are real (docs/host.md)            */
+/* ---------------------------------------------------------------------- */
+
+/*
+ * struct hmmu_host (src/host/host.h) binds a host mm to its arena, memfd,
+ * direct map, userfaultfd and frame node.
+ *
+ * host.c:
+ * hmmu_host_create() - give the new @mm (one user, nothing mapped) its
+ *   arena; sets mm->host.  0, -EOPNOTSUPP (userfaultfd or a feature it
+ *   needs is missing; hmmu_host_probe() says which), -ENOMEM, -ENOSPC (too
+ *   many host mms) or another errno of the system calls.
+ * hmmu_host_release() - the last user is gone and everything is unmapped:
+ *   remove the notifier, drop the arena, the node and the memfd.
+ * hmmu_host_mmap_check() - may hmmu_mmap() create this mapping in a host
+ *   mm?  0, -EOPNOTSUPP (shared, file or hugetlb) or -ENOMEM (a fixed range
+ *   outside the arena).
+ * hmmu_host_unmapped_area() - hmmu_get_unmapped_area() inside the arena.
+ * hmmu_host_vma_prepare() - a new VMA of a host mm: give it its anon_vma
+ *   and page tables now, so that its faults never allocate.  mmap_lock held
+ *   for write.  0 or -ENOMEM.
+ * hmmu_host_tables_refill() - after hmmu_free_pgtables() for an unmap of
+ *   [start, end): the VMAs around it get their page tables back.  mmap_lock
+ *   held for write.
+ * hmmu_host_alloc_frame() - the frame of @addr (hmmu_alloc_page_vma()):
+ *   waits (bounded) for the previous page there to be freed.  NULL on timeout.
+ * hmmu_host_validate() - recount a quiescent host's frames: a frame is
+ *   USED exactly when its page is referenced.  0 or -EUCLEAN (printed).
+ * hmmu_host_overlaps() - does [start, start + len) meet a host arena?
+ *   Lock-free.  Library code copies such user buffers outside its locks.
+ * hmmu_host_frame_free() - frame @idx was freed (refcount 0, reset): punch
+ *   its memfd page out and make it claimable again.  Any context but a
+ *   page-table lock.
+ *
+ * fault.c:
+ * hmmu_host_in_fault() - this thread is resolving a host fault in its
+ *   signal handler (debug checks: nothing there may call malloc).
+ */
+struct hmmu_host;
+int hmmu_host_create(struct hmmu_mm *mm);
+void hmmu_host_release(struct hmmu_mm *mm);
+int hmmu_host_mmap_check(struct hmmu_host *host, unsigned long addr, size_t len, int flags);
+long hmmu_host_unmapped_area(struct hmmu_host *host, unsigned long hint, unsigned long len);
+int hmmu_host_vma_prepare(struct hmmu_vma *vma);
+void hmmu_host_tables_refill(struct hmmu_mm *mm, unsigned long start, unsigned long end);
+struct hmmu_page *hmmu_host_alloc_frame(struct hmmu_host *host, unsigned long addr);
+void hmmu_host_frame_free(struct hmmu_host *host, unsigned long idx);
+bool hmmu_host_overlaps(unsigned long start, size_t len);
+int hmmu_host_validate(struct hmmu_host *host);
+bool hmmu_host_in_fault(void);
+
+/* ---------------------------------------------------------------------- */
 /* src/mm/init.c                                                           */
 /* ---------------------------------------------------------------------- */
 
 bool hmmu_is_initialised(void);
+/* Bytes of address space per host mm (struct hmmu_config::host_arena_size). */
+unsigned long hmmu_host_arena_size(void);
 
 #endif /* HMMU_INTERNAL_H */

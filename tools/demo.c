@@ -495,6 +495,7 @@ int hmmu_cmd_demo(int argc, char **argv)
 	exceeded = demo_print_devices(d, st);
 	printf("\npages the device reported failed: %lu (%lu outside the range unmapped mid-run, "
 	       "%lu of that range computed before it went)\n", failed, outside, lost);
+	bad += hmmu_demo_host(d->o.mib < 16 ? d->o.mib * MIB : 16 * MIB);	/* tools/demo_host.c */
 	printf("pages in use after teardown: %ld\n", d->free_before - hmmu_node_nr_free_pages(0));
 	printf("result: %s (%lu bad pages)\n", bad || exceeded ? "MISMATCH" : "verified", bad);
 	free(d->failed);

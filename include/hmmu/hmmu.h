@@ -17,6 +17,7 @@
 #include <hmmu/stat.h>
 #include <hmmu/fault_inject.h>
 #include <hmmu/trace.h>
+#include <hmmu/host.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -28,6 +29,8 @@ struct hmmu_config {
 	unsigned long ram_size;
 	/* Bound on retry loops (range fault, migration waits), ms.  Default 1000. */
 	unsigned int retry_timeout_ms;
+	/* Address space of each host mm (HMMU_MM_HOST), rounded up to 2 MiB.  Default 256 MiB. */
+	unsigned long host_arena_size;
 };
 
 /**
@@ -36,9 +39,9 @@ struct hmmu_config {
  * environment (<hmmu/fault_inject.h>).
  * @cfg: configuration, or NULL for defaults.
  *
- * Returns 0, -EINVAL for a RAM size below 4 MiB or above 1 TiB or a
- * malformed HMMU_FAULT_INJECT, -EBUSY if already initialised, or -ENOMEM
- * when the reservation fails.
+ * Returns 0, -EINVAL for a RAM size below 4 MiB or above 1 TiB, a host
+ * arena size below 2 MiB or above 1 TiB or a malformed HMMU_FAULT_INJECT,
+ * -EBUSY if already initialised, or -ENOMEM when the reservation fails.
  */
 HMMU_EXPORT int hmmu_init(const struct hmmu_config *cfg);
 

@@ -149,14 +149,22 @@ struct hmmu_vm_operations {
 
 /* hmmu_mm_create() flags. */
 #define HMMU_MM_DEFAULT 0x0u
+#define HMMU_MM_HOST 0x1u	/* addresses are real addresses of this process */
 
 /**
  * hmmu_mm_create() - a new empty address space.
- * @flags: HMMU_MM_DEFAULT.
+ * @flags: HMMU_MM_DEFAULT, or HMMU_MM_HOST: a host mm, whose addresses are
+ *         real addresses of the calling process inside one arena of
+ *         struct hmmu_config::host_arena_size bytes; plain loads and stores
+ *         through them fault like hmmu_access() does (docs/host.md).  Host
+ *         mms hold private anonymous memory only; see <hmmu/host.h>.
  * @mmp: receives the mm, holding one user reference (drop it with
  *       hmmu_mmput(), which tears the address space down).
  *
- * Returns 0, -EINVAL (unknown flags, NULL @mmp, hmmu_init() not called) or -ENOMEM.
+ * Returns 0, -EINVAL (unknown flags, NULL @mmp, hmmu_init() not called),
+ * -ENOMEM, and for HMMU_MM_HOST also -EOPNOTSUPP (userfaultfd or a feature
+ * it needs is missing: hmmu_host_probe() says which), -ENOSPC (64 host mms
+ * exist) or the errno of a failed memfd_create, mmap or userfaultfd call.
  */
 HMMU_EXPORT int hmmu_mm_create(unsigned int flags, struct hmmu_mm **mmp);
 
@@ -398,7 +406,9 @@ HMMU_EXPORT hmmu_vm_fault_t hmmu_handle_mm_fault(struct hmmu_vma *vma, unsigned 
  *
  * Takes the mmap_lock for read.  Each page's bytes are copied under its
  * page-table lock, so no concurrent change of the entry (migration,
- * unmap) can lose a write or return stale data.  The caller holds a user
+ * unmap) can lose a write or return stale data.  A @buf in a host mm's
+ * memory is touched only outside hmmu's locks (through a bounce buffer),
+ * so it may fault.  The caller holds a user
  * reference on @mm.  Returns 0, or -EFAULT when some byte has no VMA or the
  * VMA forbids the access (bytes before it were transferred, as a CPU would
  * have), -ENOMEM when a page could not be allocated, -EINVAL for bad

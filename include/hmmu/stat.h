@@ -97,6 +97,9 @@ enum hmmu_stat_item {
 	 * holding references beyond its mappings and the migration's (unmap
 	 * step, or pages()' exact count: also counted as failed). */
 	HMMU_STAT_MIGRATE_PIN_CHECK_FAILED,
+	/* Faults of host mms resolved by hmmu: SIGBUS handler calls and
+	 * hmmu_prefault() pages (docs/host.md). */
+	HMMU_STAT_HOST_FAULT,
 	HMMU_STAT_NR
 };
 

@@ -49,6 +49,7 @@ static const char *const hmmu_stat_names[HMMU_STAT_NR] = {
 	[HMMU_STAT_EVICT] = "evict",
 	[HMMU_STAT_MIGRATE_HOLE_LOST] = "migrate_hole_lost",
 	[HMMU_STAT_MIGRATE_PIN_CHECK_FAILED] = "migrate_pin_check_failed",
+	[HMMU_STAT_HOST_FAULT] = "host_fault",
 };
 
 /* Any context, no lock: relaxed loads, one counter at a time. */

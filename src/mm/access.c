@@ -54,15 +54,13 @@ static int hmmu_access_page(struct hmmu_vma *vma, unsigned long addr, char *buf,
 	}
 }
 
-int hmmu_access(struct hmmu_mm *mm, unsigned long addr, void *buf, size_t len, unsigned int flags)
+/* The copy loop of hmmu_access(), under the mmap_lock; @buf is not host memory. */
+static int hmmu_access_locked(struct hmmu_mm *mm, unsigned long addr, void *buf, size_t len, unsigned int flags)
 {
 	struct hmmu_vma *vma = NULL;
 	char *p = buf;
 	int err = 0;
 
-	if (!mm || (!buf && len) || flags & ~HMMU_ACCESS_WRITE || len > HMMU_TASK_SIZE ||
-	    addr > HMMU_TASK_SIZE - len)
-		return -EINVAL;
 	hmmu_mmap_read_lock(mm);
 	while (len && !err) {
 		size_t n = HMMU_MIN(len, HMMU_PAGE_SIZE - (addr & ~HMMU_PAGE_MASK));
@@ -81,4 +79,39 @@ int hmmu_access(struct hmmu_mm *mm, unsigned long addr, void *buf, size_t len, u
 	}
 	hmmu_mmap_read_unlock(mm);
 	return err;
+}
+
+/*
+ * @buf lies (partly) in a host mm's arena, where touching it may fault
+ * into hmmu: never with hmmu locks held.  Copy through a bounce buffer a
+ * page at a time, touching @buf only between the locked copies.
+ */
+static int hmmu_access_bounced(struct hmmu_mm *mm, unsigned long addr, char *buf, size_t len, unsigned int flags)
+{
+	char bounce[HMMU_PAGE_SIZE];
+	int err = 0;
+
+	while (len && !err) {
+		size_t n = HMMU_MIN(len, sizeof(bounce));
+
+		if (flags & HMMU_ACCESS_WRITE)
+			memcpy(bounce, buf, n);
+		err = hmmu_access_locked(mm, addr, bounce, n, flags);
+		if (!err && !(flags & HMMU_ACCESS_WRITE))
+			memcpy(buf, bounce, n);
+		addr += n;
+		buf += n;
+		len -= n;
+	}
+	return err;
+}
+
+int hmmu_access(struct hmmu_mm *mm, unsigned long addr, void *buf, size_t len, unsigned int flags)
+{
+	if (!mm || (!buf && len) || flags & ~HMMU_ACCESS_WRITE || len > HMMU_TASK_SIZE ||
+	    addr > HMMU_TASK_SIZE - len)
+		return -EINVAL;
+	if (len && hmmu_host_overlaps((unsigned long)buf, len))
+		return hmmu_access_bounced(mm, addr, buf, len, flags);
+	return hmmu_access_locked(mm, addr, buf, len, flags);
 }

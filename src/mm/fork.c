@@ -529,6 +529,9 @@ int hmmu_fork(struct hmmu_mm *mm, struct hmmu_mm **childp)
 
 	if (!mm || !childp)
 		return -EINVAL;
+	/* A child would need its own arena at the same addresses (docs/host.md). */
+	if (mm->host)
+		return -EOPNOTSUPP;
 	err = hmmu_mm_create(HMMU_MM_DEFAULT, &child);
 	if (err)
 		return err;

@@ -8,12 +8,14 @@
 
 #define HMMU_DEFAULT_RAM (1UL << 30)
 #define HMMU_DEFAULT_RETRY_MS 1000u
+#define HMMU_DEFAULT_HOST_ARENA (256UL << 20)
 
 /* Written by hmmu_init()/hmmu_exit() only, which callers serialise with all else. */
 static struct hmmu_page *hmmu_zero;
 /* 0 when unset: no node covers pfn 0 (they start at HMMU_FIRST_PFN). */
 static unsigned long hmmu_zero_pfn;
 static unsigned int hmmu_retry_ms = HMMU_DEFAULT_RETRY_MS;
+static unsigned long hmmu_host_arena_bytes = HMMU_DEFAULT_HOST_ARENA;
 static bool hmmu_initialised;
 
 /*
@@ -39,7 +41,11 @@ int hmmu_init(const struct hmmu_config *cfg)
 
 	if (hmmu_initialised)
 		return -EBUSY;
+	unsigned long arena = cfg && cfg->host_arena_size ? cfg->host_arena_size : HMMU_DEFAULT_HOST_ARENA;
+
 	if (ram < (4UL << 20) || ram > (1UL << 40))
+		return -EINVAL;
+	if (arena < HMMU_PMD_SIZE || arena > (1UL << 40))
 		return -EINVAL;
 	ram = HMMU_ALIGN_UP(ram, HMMU_PMD_SIZE);
 	nid = hmmu_node_create_ram(ram >> HMMU_PAGE_SHIFT);
@@ -55,6 +61,7 @@ int hmmu_init(const struct hmmu_config *cfg)
 	hmmu_page_set_flag(hmmu_zero, HMMU_PG_uptodate);
 	hmmu_zero_pfn = hmmu_page_to_pfn(hmmu_zero);
 	hmmu_retry_ms = cfg && cfg->retry_timeout_ms ? cfg->retry_timeout_ms : HMMU_DEFAULT_RETRY_MS;
+	hmmu_host_arena_bytes = HMMU_ALIGN_UP(arena, HMMU_PMD_SIZE);
 	hmmu_initialised = true;
 	return hmmu_init_fault_inject();
 }
@@ -88,6 +95,11 @@ bool hmmu_is_initialised(void)
 unsigned int hmmu_retry_timeout_ms(void)
 {
 	return hmmu_retry_ms;
+}
+
+unsigned long hmmu_host_arena_size(void)
+{
+	return hmmu_host_arena_bytes;
 }
 
 struct hmmu_page *hmmu_zero_page(void)

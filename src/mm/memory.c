@@ -36,6 +36,9 @@ struct hmmu_page *hmmu_alloc_page_vma(struct hmmu_vma *vma, unsigned long addr)
 {
 	if (!vma || addr < vma->vm_start || addr >= vma->vm_end)
 		return NULL;
+	/* A host mm's address has exactly one frame (src/host/). */
+	if (vma->vm_mm->host)
+		return hmmu_host_alloc_frame(vma->vm_mm->host, addr);
 	return hmmu_alloc_page(HMMU_GFP_HIGHUSER_MOVABLE);
 }
 
@@ -339,7 +342,8 @@ static bool hmmu_vma_thp_eligible(const struct hmmu_vma *vma, unsigned long addr
 {
 	unsigned long haddr = addr & HMMU_PMD_MASK;
 
-	return (vma->vm_flags & HMMU_VM_HUGEPAGE) && !(vma->vm_flags & HMMU_VM_NOHUGEPAGE) &&
+	/* A host mm's frames are its memfd's pages, one per address: no huge pages. */
+	return (vma->vm_flags & HMMU_VM_HUGEPAGE) && !(vma->vm_flags & HMMU_VM_NOHUGEPAGE) && !vma->vm_mm->host &&
 	       hmmu_vma_is_anonymous(vma) && haddr >= vma->vm_start && haddr + HMMU_PMD_SIZE <= vma->vm_end;
 }
 

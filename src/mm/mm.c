@@ -21,7 +21,9 @@ int hmmu_mm_create(unsigned int flags, struct hmmu_mm **mmp)
 	pthread_rwlockattr_t attr;
 	struct hmmu_mm *mm;
 
-	if (flags != HMMU_MM_DEFAULT || !mmp || !hmmu_is_initialised())
+	int err;
+
+	if ((flags & ~HMMU_MM_HOST) || !mmp || !hmmu_is_initialised())
 		return -EINVAL;
 	mm = calloc(1, sizeof(*mm));
 	if (!mm)
@@ -41,6 +43,13 @@ int hmmu_mm_create(unsigned int flags, struct hmmu_mm **mmp)
 	atomic_init(&mm->mm_users, 1);
 	atomic_init(&mm->mm_count, 1);
 	atomic_fetch_add(&hmmu_live_mms, 1);
+	if (flags & HMMU_MM_HOST) {
+		err = hmmu_host_create(mm);
+		if (err) {
+			hmmu_mmput(mm);
+			return err;
+		}
+	}
 	*mmp = mm;
 	return 0;
 }
@@ -119,6 +128,8 @@ void hmmu_mmput(struct hmmu_mm *mm)
 	if (!mm || atomic_fetch_sub_explicit(&mm->mm_users, 1, memory_order_acq_rel) != 1)
 		return;
 	hmmu_exit_mmap(mm);
+	if (mm->host)
+		hmmu_host_release(mm);
 	atomic_fetch_sub(&hmmu_live_mms, 1);
 	hmmu_mmdrop(mm);
 }

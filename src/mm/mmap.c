@@ -68,6 +68,8 @@ int hmmu_do_munmap(struct hmmu_mm *mm, unsigned long start, unsigned long end)
 		hmmu_zap_page_range(next, next->vm_start, next->vm_end);
 	hmmu_notifier_invalidate_range_end(&range);
 	hmmu_free_pgtables(mm, start, end);
+	if (mm->host)
+		hmmu_host_tables_refill(mm, start, end);
 	while (vma && vma->vm_start < end) {
 		next = hmmu_vma_next(vma);
 		hmmu_vma_file_writeback(vma);
@@ -103,7 +105,7 @@ static int hmmu_mmap_check(struct hmmu_mm *mm, unsigned long addr, size_t len, i
 	}
 	if ((unsigned long)offset > HMMU_TASK_SIZE || len > ~0UL - (unsigned long)offset)
 		return -EOVERFLOW;
-	return 0;
+	return mm->host ? hmmu_host_mmap_check(mm->host, addr, len, flags) : 0;
 }
 
 /*
@@ -187,6 +189,8 @@ static long hmmu_mmap_region(struct hmmu_mm *mm, struct hmmu_mmap_req *req)
 	vma->vm_flags = req->vm_flags;
 	hmmu_vma_link(mm, vma);
 	err = req->hook ? req->hook(vma, req->arg) : 0;
+	if (!err && mm->host)
+		err = hmmu_host_vma_prepare(vma);
 	if (err)
 		hmmu_mmap_undo(mm, vma);
 	else
@@ -260,6 +264,8 @@ long hmmu_mmap_special(struct hmmu_mm *mm, unsigned long addr, size_t len, int p
 
 	if (!mmap_hook || flags & (MAP_ANONYMOUS | MAP_HUGETLB))
 		return -EINVAL;
+	if (mm && mm->host)
+		return -EOPNOTSUPP;
 	err = hmmu_mmap_check(mm, addr, len, prot, flags, 0);
 	if (err)
 		return err;

@@ -612,6 +612,9 @@ long hmmu_mremap(struct hmmu_mm *mm, unsigned long old_addr, size_t old_len, siz
 
 	if (ret)
 		return ret;
+	/* Moving would put frames behind addresses they do not belong to (docs/host.md). */
+	if (mm->host)
+		return -EOPNOTSUPP;
 	hmmu_mmap_write_lock(mm);
 	ret = hmmu_mremap_locked(&r);
 	hmmu_mmap_write_unlock(mm);

@@ -358,7 +358,7 @@ static int node_register(struct hmmu_node *node)
  * addressable).  Returns the nid, or -EINVAL (size 0 or above 2^32
  * frames), -ENOMEM, -ENOSPC (64 nodes).
  */
-static int node_create(unsigned long nr_pages, bool ram, void *base)
+static int node_create(unsigned long nr_pages, bool ram, void *base, struct hmmu_host *host)
 {
 	struct hmmu_node *node;
 	int ret = 0;
@@ -369,6 +369,7 @@ static int node_create(unsigned long nr_pages, bool ram, void *base)
 	if (!node)
 		return -ENOMEM;
 	node->base = base;
+	node->host = host;
 	if (ram)
 		ret = node_map_ram(node);
 	if (!ret && ram) {
@@ -384,12 +385,17 @@ static int node_create(unsigned long nr_pages, bool ram, void *base)
 
 int hmmu_node_create_ram(unsigned long nr_pages)
 {
-	return node_create(nr_pages, true, NULL);
+	return node_create(nr_pages, true, NULL, NULL);
 }
 
 int hmmu_node_create_device(unsigned long nr_pages, void *base)
 {
-	return node_create(nr_pages, false, base);
+	return node_create(nr_pages, false, base, NULL);
+}
+
+int hmmu_node_create_host(unsigned long nr_pages, void *base, struct hmmu_host *host)
+{
+	return node_create(nr_pages, false, base, host);
 }
 
 /* Every frame of @node is free.  Takes node->lock (RAM nodes). */
@@ -469,6 +475,17 @@ static void prep_new_block(struct hmmu_node *node, struct hmmu_page *page,
 	atomic_store_explicit(&page->_refcount, 1, memory_order_release);
 }
 
+/*
+ * Frame @idx of the host node @node, which its host has just claimed: make
+ * it an allocated page (refcount 1, not zeroed).
+ */
+struct hmmu_page *hmmu_node_take_frame(struct hmmu_node *node, unsigned long idx)
+{
+	HMMU_BUG_ON(!node->host || idx >= node->nr_pages);
+	prep_new_block(node, &node->pages[idx], HMMU_GFP_KERNEL, 0);
+	return &node->pages[idx];
+}
+
 /* May sleep on the node lock; must not be called with a node lock held. */
 struct hmmu_page *hmmu_alloc_pages_node(int nid, hmmu_gfp_t gfp, unsigned int order)
 {
@@ -519,18 +536,23 @@ static void reset_frame(struct hmmu_page *head, unsigned long i)
 
 /*
  * Free the block of 2^@order frames at @head, whose reference count is 0.
- * Takes the node lock.
+ * Takes the node lock; a host node's frame goes back to its host instead.
  */
 static void free_block(struct hmmu_page *head, unsigned int order)
 {
 	struct hmmu_node *node = hmmu_page_node(head);
 	unsigned long idx;
 
-	HMMU_BUG_ON(!node || !node->has_allocator);
+	HMMU_BUG_ON(!node || (!node->has_allocator && !node->host));
 	idx = (unsigned long)(head - node->pages);
 	HMMU_BUG_ON(idx & ((1UL << order) - 1));
 	for (unsigned long i = 0; i < (1UL << order); i++)
 		reset_frame(head, i);
+	if (node->host) {
+		HMMU_BUG_ON(order);
+		hmmu_host_frame_free(node->host, idx);
+		return;
+	}
 	pthread_mutex_lock(&node->lock);
 	buddy_free_locked(node, idx, order);
 	pthread_mutex_unlock(&node->lock);
@@ -718,6 +740,11 @@ int hmmu_page_alloc_validate(void)
 		struct hmmu_node *node = hmmu_node_get(nid);
 		int ret;
 
+		if (node && node->host) {
+			ret = hmmu_host_validate(node->host);
+			if (ret)
+				return ret;
+		}
 		if (!node || !node->has_allocator)
 			continue;
 		ret = validate_node(node);

@@ -14,7 +14,11 @@
 
 struct hmmu_pt *hmmu_pt_alloc(struct hmmu_mm *mm, int level)
 {
-	struct hmmu_pt *pt = hmmu_fault_injected(HMMU_FAULT_PT_ALLOC) ? NULL : aligned_alloc(64, sizeof(*pt));
+	struct hmmu_pt *pt;
+
+	/* A host fault runs in a signal handler: its tables exist from mmap time. */
+	HMMU_BUG_ON(hmmu_host_in_fault());
+	pt = hmmu_fault_injected(HMMU_FAULT_PT_ALLOC) ? NULL : aligned_alloc(64, sizeof(*pt));
 
 	if (!pt)
 		return NULL;

@@ -10,7 +10,11 @@
 
 static struct hmmu_anon_vma *hmmu_anon_vma_alloc(void)
 {
-	struct hmmu_anon_vma *av = calloc(1, sizeof(*av));
+	struct hmmu_anon_vma *av;
+
+	/* A host fault runs in a signal handler: its VMAs have their anon_vma from mmap time. */
+	HMMU_BUG_ON(hmmu_host_in_fault());
+	av = calloc(1, sizeof(*av));
 
 	if (!av)
 		return NULL;

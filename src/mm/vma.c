@@ -243,6 +243,8 @@ long hmmu_get_unmapped_area(struct hmmu_mm *mm, unsigned long hint, unsigned lon
 	struct hmmu_vma *vma;
 	unsigned long low;
 
+	if (mm->host)
+		return hmmu_host_unmapped_area(mm->host, hint, len);
 	if (len > HMMU_TASK_SIZE - HMMU_MMAP_MIN_ADDR)
 		return -ENOMEM;
 	hint = HMMU_ALIGN_DOWN(hint, HMMU_PAGE_SIZE);

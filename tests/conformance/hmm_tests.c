@@ -3,7 +3,19 @@
  * conformance.<scenario>.<variant> (spec/conformance.md Part 1): the 29
  * scenarios of the kernel's HMM selftest (spec/kernel-semantics.md 6.2),
  * each in a private and a coherent variant, against the dmirror reference
- * device.  Run as `conformance_hmm_tests <scenario> private|coherent`.
+ * device.  Run as `conformance_hmm_tests <scenario> private|coherent|host`.
+ *
+ * The host variant (issue 8, docs/host.md) is the private one on a host mm:
+ * every CPU access is a plain load or store through the mm's real pointer.
+ * It runs the scenarios on private anonymous memory that do not fork:
+ *   open_close anon_read anon_read_prot anon_write anon_write_prot migrate
+ *   migrate_fault migrate_release migrate_mixed migrate_multiple
+ *   anon_read_multiple anon_teardown snapshot double_map exclusive
+ *   exclusive_mprotect hmm_gup_test
+ * and not: anon_write_child, anon_write_child_shared, exclusive_cow,
+ * hmm_cow_in_device (fork), anon_write_huge (THP), anon_write_hugetlbfs and
+ * compound (hugetlb), file_read, file_write, migrate_file_private (files),
+ * migrate_shared (shared memory), mixedmap (a driver mapping).
  *
  * Mapping of the kernel test onto hmmu:
  *   process            an hmmu mm created by the fixture
@@ -126,7 +138,7 @@ static int fixture_setup(void **state)
 	hmmu_test_setup(state);
 	memset(self, 0, sizeof(*self));
 	self->ndev = conf_current->arg;
-	assert_int_equal(hmmu_mm_create(HMMU_MM_DEFAULT, &self->mm), 0);
+	assert_int_equal(hmmu_mm_create(conf_host ? HMMU_MM_HOST : HMMU_MM_DEFAULT, &self->mm), 0);
 	for (int i = 0; i < self->ndev; i++) {
 		assert_int_equal(hmmu_dmirror_device_create(&cfg, &self->dev[i]), 0);
 		assert_int_equal(hmmu_dmirror_open(self->dev[i], self->mm, &self->mirror[i]), 0);
@@ -152,6 +164,7 @@ static int fixture_teardown(void **state)
 	}
 	if (self->mm) {
 		failed += hmmu_pt_validate(self->mm) != 0;
+		failed += hmmu_page_alloc_validate() != 0;	/* a host mm's frames while it lives */
 		hmmu_mmput(self->mm);
 	}
 	assert_int_equal(failed, 0);
@@ -287,9 +300,15 @@ static void assert_ints(const void *base, size_t off, size_t end, int mul, int a
 /* CPU stores of the pattern into [addr + off, addr + end). 0 or hmmu_access's error. */
 static int cpu_store_ints(struct hmmu_mm *mm, unsigned long addr, size_t off, size_t end, int mul, int add)
 {
-	char *tmp = malloc(end);
+	char *tmp;
 	int ret;
 
+	if (conf_host) {
+		cpu_host_arm();
+		ints_fill((void *)addr, off, end, mul, add);
+		return 0;
+	}
+	tmp = malloc(end);
 	if (!tmp)
 		return -ENOMEM;
 	ints_fill(tmp, off, end, mul, add);
@@ -301,9 +320,14 @@ static int cpu_store_ints(struct hmmu_mm *mm, unsigned long addr, size_t off, si
 /* CPU loads of [addr + off, addr + end): 0 if they hold the pattern, -EIO if not, or hmmu_access's error. */
 static int cpu_check_ints(struct hmmu_mm *mm, unsigned long addr, size_t off, size_t end, int mul, int add)
 {
-	char *tmp = malloc(end);
+	char *tmp;
 	int ret;
 
+	if (conf_host) {
+		cpu_host_arm();
+		return ints_mismatch((const void *)addr, off, end, mul, add) >= 0 ? -EIO : 0;
+	}
+	tmp = malloc(end);
 	if (!tmp)
 		return -ENOMEM;
 	ret = hmmu_access(mm, addr + off, tmp + off, end - off, HMMU_ACCESS_READ);
@@ -315,19 +339,23 @@ static int cpu_check_ints(struct hmmu_mm *mm, unsigned long addr, size_t off, si
 
 /*
  * The kernel's `ASSERT_EQ(ptr[i]++, i)` over the buffer, a page at a time:
- * load the page, check that int k holds k, increment, store the page.
- * 0, -EIO on a mismatch, or hmmu_access's error.
+ * load the page, check that int k holds k, increment, store the page
+ * (the host variant: each int in place).  0, -EIO on a mismatch, or
+ * hmmu_access's error.
  */
 static int cpu_check_and_increment(struct hmmu_mm *mm, unsigned long addr, size_t size)
 {
-	int page[PAGE / sizeof(int)];
+	int buf[PAGE / sizeof(int)];
 	size_t per_page = PAGE / sizeof(int);
 	int ret;
 
+	if (conf_host)
+		cpu_host_arm();
 	for (size_t off = 0; off < size; off += PAGE) {
 		size_t first = off / sizeof(int);
+		int *page = conf_host ? (int *)(addr + off) : buf;
 
-		ret = hmmu_access(mm, addr + off, page, PAGE, HMMU_ACCESS_READ);
+		ret = conf_host ? 0 : hmmu_access(mm, addr + off, buf, PAGE, HMMU_ACCESS_READ);
 		if (ret)
 			return ret;
 		for (size_t k = 0; k < per_page; k++) {
@@ -337,7 +365,7 @@ static int cpu_check_and_increment(struct hmmu_mm *mm, unsigned long addr, size_
 			}
 			page[k]++;
 		}
-		ret = hmmu_access(mm, addr + off, page, PAGE, HMMU_ACCESS_WRITE);
+		ret = conf_host ? 0 : hmmu_access(mm, addr + off, buf, PAGE, HMMU_ACCESS_WRITE);
 		if (ret)
 			return ret;
 	}
@@ -456,7 +484,7 @@ static void anon_read(void **state)
 	/* Pages 0 (left empty) and 1 (the zero page, below) are not written. */
 	assert_int_equal(cpu_store_ints(self->mm, b->ptr, 2 * PAGE, size, 1, 0), 0);
 	assert_int_equal(hmmu_mprotect(self->mm, b->ptr, size, PROT_READ), 0);
-	get_bytes(self->mm, b->ptr + PAGE, &val, sizeof(val));
+	cpu_get(self->mm, b->ptr + PAGE, &val, sizeof(val));
 	assert_int_equal(val, 0);
 
 	expect_ok(dmirror_cmd(self->mirror[0], HMMU_DMIRROR_READ, b, npages), b, npages, 1);
@@ -726,17 +754,17 @@ static void migrate_mixed(void **state)
 
 	/* Page 2: the zero page, read-only. */
 	assert_int_equal(hmmu_mprotect(self->mm, p + 2 * PAGE, PAGE, PROT_READ), 0);
-	get_bytes(self->mm, p + 2 * PAGE, &val, sizeof(val));
+	cpu_get(self->mm, p + 2 * PAGE, &val, sizeof(val));
 	val += 3;
 	assert_int_equal(val, 3);
 	/* Page 3: written, then read-only. */
 	assert_int_equal(hmmu_mprotect(self->mm, p + 3 * PAGE, PAGE, PROT_READ | PROT_WRITE), 0);
-	put_bytes(self->mm, p + 3 * PAGE, &val, sizeof(val));
+	cpu_put(self->mm, p + 3 * PAGE, &val, sizeof(val));
 	assert_int_equal(hmmu_mprotect(self->mm, p + 3 * PAGE, PAGE, PROT_READ), 0);
 	/* Pages 4 and 5: written, read-write. */
 	assert_int_equal(hmmu_mprotect(self->mm, p + 4 * PAGE, 2 * PAGE, PROT_READ | PROT_WRITE), 0);
-	put_bytes(self->mm, p + 4 * PAGE, &val, sizeof(val));
-	put_bytes(self->mm, p + 5 * PAGE, &val, sizeof(val));
+	cpu_put(self->mm, p + 4 * PAGE, &val, sizeof(val));
+	cpu_put(self->mm, p + 5 * PAGE, &val, sizeof(val));
 
 	b->ptr = p + 2 * PAGE;
 	expect_ok(dmirror_cmd(self->mirror[1], HMMU_DMIRROR_MIGRATE_TO_DEV, b, 4), b, 4, ANY);
@@ -862,16 +890,16 @@ static void snapshot(void **state)
 	assert_int_equal(hmmu_munmap(self->mm, p + PAGE, PAGE), 0);
 	/* Page 2: the zero page, read-only. */
 	assert_int_equal(hmmu_mprotect(self->mm, p + 2 * PAGE, PAGE, PROT_READ), 0);
-	get_bytes(self->mm, p + 2 * PAGE, &val, sizeof(val));
+	cpu_get(self->mm, p + 2 * PAGE, &val, sizeof(val));
 	val += 3;
 	assert_int_equal(val, 3);
 	/* Page 3: written, then read-only. */
 	assert_int_equal(hmmu_mprotect(self->mm, p + 3 * PAGE, PAGE, PROT_READ | PROT_WRITE), 0);
-	put_bytes(self->mm, p + 3 * PAGE, &val, sizeof(val));
+	cpu_put(self->mm, p + 3 * PAGE, &val, sizeof(val));
 	assert_int_equal(hmmu_mprotect(self->mm, p + 3 * PAGE, PAGE, PROT_READ), 0);
 	/* Pages 4-6: read-write; page 4 written; 5 to device 0, 6 to device 1. */
 	assert_int_equal(hmmu_mprotect(self->mm, p + 4 * PAGE, 3 * PAGE, PROT_READ | PROT_WRITE), 0);
-	put_bytes(self->mm, p + 4 * PAGE, &val, sizeof(val));
+	cpu_put(self->mm, p + 4 * PAGE, &val, sizeof(val));
 	b->ptr = p + 5 * PAGE;
 	expect_ok(dmirror_cmd(self->mirror[0], HMMU_DMIRROR_MIGRATE_TO_DEV, b, 1), b, 1, ANY);
 	b->ptr = p + 6 * PAGE;
@@ -1092,34 +1120,34 @@ static void hmm_cow_in_device(void **state)
 #define HMM2 2
 
 static const struct conf_case scenarios[] = {
-	CONF_CASE(open_close, HMM, V_BOTH),
-	CONF_CASE(anon_read, HMM, V_BOTH),
-	CONF_CASE(anon_read_prot, HMM, V_BOTH),
-	CONF_CASE(anon_write, HMM, V_BOTH),
-	CONF_CASE(anon_write_prot, HMM, V_BOTH),
+	CONF_CASE(open_close, HMM, V_BOTH | V_HOST),
+	CONF_CASE(anon_read, HMM, V_BOTH | V_HOST),
+	CONF_CASE(anon_read_prot, HMM, V_BOTH | V_HOST),
+	CONF_CASE(anon_write, HMM, V_BOTH | V_HOST),
+	CONF_CASE(anon_write_prot, HMM, V_BOTH | V_HOST),
 	CONF_CASE(anon_write_child, HMM, V_BOTH),
 	CONF_CASE(anon_write_child_shared, HMM, V_BOTH),
 	CONF_CASE(anon_write_huge, HMM, V_BOTH),
 	CONF_CASE(anon_write_hugetlbfs, HMM, V_BOTH),
 	CONF_CASE(file_read, HMM, V_BOTH),
 	CONF_CASE(file_write, HMM, V_BOTH),
-	CONF_CASE(migrate, HMM, V_BOTH),
+	CONF_CASE(migrate, HMM, V_BOTH | V_HOST),
 	CONF_CASE(migrate_file_private, HMM, V_BOTH),
-	CONF_CASE(migrate_fault, HMM, V_BOTH),
-	CONF_CASE(migrate_release, HMM, V_BOTH),
+	CONF_CASE(migrate_fault, HMM, V_BOTH | V_HOST),
+	CONF_CASE(migrate_release, HMM, V_BOTH | V_HOST),
 	CONF_CASE(migrate_shared, HMM, V_BOTH),
-	CONF_CASE(migrate_mixed, HMM2, V_BOTH),
-	CONF_CASE(migrate_multiple, HMM, V_BOTH),
-	CONF_CASE(anon_read_multiple, HMM, V_BOTH),
-	CONF_CASE(anon_teardown, HMM, V_BOTH),
+	CONF_CASE(migrate_mixed, HMM2, V_BOTH | V_HOST),
+	CONF_CASE(migrate_multiple, HMM, V_BOTH | V_HOST),
+	CONF_CASE(anon_read_multiple, HMM, V_BOTH | V_HOST),
+	CONF_CASE(anon_teardown, HMM, V_BOTH | V_HOST),
 	CONF_CASE(mixedmap, HMM, V_BOTH),
-	CONF_CASE(snapshot, HMM2, V_BOTH),
+	CONF_CASE(snapshot, HMM2, V_BOTH | V_HOST),
 	CONF_CASE(compound, HMM, V_BOTH),
-	CONF_CASE(double_map, HMM2, V_BOTH),
-	CONF_CASE(exclusive, HMM, V_BOTH),
-	CONF_CASE(exclusive_mprotect, HMM, V_BOTH),
+	CONF_CASE(double_map, HMM2, V_BOTH | V_HOST),
+	CONF_CASE(exclusive, HMM, V_BOTH | V_HOST),
+	CONF_CASE(exclusive_mprotect, HMM, V_BOTH | V_HOST),
 	CONF_CASE(exclusive_cow, HMM, V_BOTH),
-	CONF_CASE(hmm_gup_test, HMM, V_BOTH),
+	CONF_CASE(hmm_gup_test, HMM, V_BOTH | V_HOST),
 	CONF_CASE(hmm_cow_in_device, HMM, V_BOTH),
 };
 

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * conformance.<scenario>.<variant> (spec/conformance.md Part 2, migration):
- * run as `conformance_migration <scenario> private|coherent`.
+ * run as `conformance_migration <scenario> private|coherent|host`.
  *
  *   hole_race               two devices migrate the same never-touched page
  *                           at once, many rounds: one insertion wins, the
@@ -25,6 +25,11 @@
  * smirror: an interval subscriber with a table of hmm pfns, filled by the
  * canonical hmmu_range_fault loop).  migrate_back_alloc_fail runs on dmirror
  * and its allocation-failure knob.
+ *
+ * Host variant (a host mm, CPU accesses as plain loads and stores): every
+ * scenario but select_flags, which needs shared memory and an anonymous
+ * VMA without page tables (a host mm has neither: its VMAs get their page
+ * tables at mmap time).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -262,7 +267,7 @@ static void fill_pages(struct hmmu_mm *mm, unsigned long addr, unsigned long npa
 
 	for (unsigned long i = 0; i < npages; i++) {
 		memset(buf, (int)(i + seed), PAGE);
-		put_bytes(mm, addr + i * PAGE, buf, PAGE);
+		cpu_put(mm, addr + i * PAGE, buf, PAGE);
 	}
 }
 
@@ -272,7 +277,7 @@ static void check_pages(struct hmmu_mm *mm, unsigned long addr, unsigned long np
 
 	for (unsigned long i = 0; i < npages; i++) {
 		memset(want, (int)(i + seed), PAGE);
-		get_bytes(mm, addr + i * PAGE, buf, PAGE);
+		cpu_get(mm, addr + i * PAGE, buf, PAGE);
 		assert_memory_equal(buf, want, PAGE);
 	}
 }
@@ -399,7 +404,7 @@ static void hole_round_check(struct hmmu_mm *mm, struct racer *r, long *allocs, 
 	assert_int_equal(winners, 1);
 	assert_true(dev_owns_pfn(r[w].dev, cpu_pfn(mm, r[w].addr)));
 
-	get_bytes(mm, r[w].addr, buf, PAGE);
+	cpu_get(mm, r[w].addr, buf, PAGE);
 	assert_memory_equal(buf, zeros, PAGE);
 	assert_int_equal(hmmu_munmap(mm, r[w].addr, PAGE), 0);
 	frees[w]++;		/* the winner's page is freed by the CPU fault (private) or the unmap */
@@ -460,7 +465,7 @@ static void zero_page_migrate(void **state)
 	int ev;
 
 	/* The CPU reads: every entry maps the zero page; the secondary MMU mirrors it. */
-	get_bytes(mm, addr, buf, sizeof(buf));
+	cpu_get(mm, addr, buf, sizeof(buf));
 	for (int i = 0; i < ZP_PAGES; i++)
 		assert_true(hmmu_is_zero_pfn(cpu_pfn(mm, addr + i * PAGE)));
 	m = smirror_new(mm, addr, ZP_PAGES, &owner_a);
@@ -513,7 +518,7 @@ static void zero_page_migrate(void **state)
 		assert_int_equal(m->pfns[i], pfn | HMMU_PFN_VALID | HMMU_PFN_WRITE);
 	}
 	assert_int_equal(m->stale, 0);
-	get_bytes(mm, addr, buf, sizeof(buf));
+	cpu_get(mm, addr, buf, sizeof(buf));
 	assert_memory_equal(buf, zeros, sizeof(buf));
 	smirror_free(m);
 	assert_int_equal(hmmu_munmap(mm, addr, ZP_PAGES * PAGE), 0);
@@ -830,11 +835,11 @@ static void migrate_back_alloc_fail(void **state)
 /* ------------------------------------------------------------------ */
 
 static const struct conf_case scenarios[] = {
-	CONF_CASE(hole_race, 0, V_BOTH),
-	CONF_CASE(zero_page_migrate, 0, V_BOTH),
-	CONF_CASE(migrate_owner_filter, 0, V_BOTH),
+	CONF_CASE(hole_race, 0, V_BOTH | V_HOST),
+	CONF_CASE(zero_page_migrate, 0, V_BOTH | V_HOST),
+	CONF_CASE(migrate_owner_filter, 0, V_BOTH | V_HOST),
 	CONF_CASE(select_flags, 0, V_BOTH),
-	CONF_CASE(migrate_back_alloc_fail, 0, V_BOTH),
+	CONF_CASE(migrate_back_alloc_fail, 0, V_BOTH | V_HOST),
 };
 
 int main(int argc, char **argv)

@@ -36,6 +36,8 @@ int hmmu_test_teardown(void **state);
 
 /* An mm owned by the fixture: validated and destroyed after the test. */
 struct hmmu_mm *hmmu_test_mm(void);
+/* hmmu_mm_create() flags hmmu_test_mm() uses (HMMU_MM_DEFAULT; conformance host variant: HMMU_MM_HOST). */
+extern unsigned int hmmu_test_mm_flags;
 /* Map private anonymous memory (plus @flags, e.g. MAP_FIXED) or fail the test. */
 unsigned long hmmu_test_map_at(struct hmmu_mm *mm, unsigned long addr, size_t len, int prot, int flags);
 /* The same at an address hmmu chooses. */

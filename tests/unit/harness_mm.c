@@ -21,12 +21,14 @@ static void test_mms_destroy(void)
 	assert_int_equal(failed, 0);
 }
 
+unsigned int hmmu_test_mm_flags = HMMU_MM_DEFAULT;
+
 struct hmmu_mm *hmmu_test_mm(void)
 {
 	struct hmmu_mm *mm;
 
 	assert_true(nr_test_mms < MAX_TEST_MMS);
-	assert_int_equal(hmmu_mm_create(HMMU_MM_DEFAULT, &mm), 0);
+	assert_int_equal(hmmu_mm_create(hmmu_test_mm_flags, &mm), 0);
 	test_mms[nr_test_mms++] = mm;
 	hmmu_test_mm_teardown = test_mms_destroy;
 	return mm;

@@ -1630,7 +1630,7 @@ static void test_mm_create_invalid(void **state)
 {
 	struct hmmu_mm *mm = (struct hmmu_mm *)0x1;
 
-	assert_int_equal(hmmu_mm_create(1, &mm), -EINVAL);
+	assert_int_equal(hmmu_mm_create(2, &mm), -EINVAL);
 	assert_int_equal(hmmu_mm_create(~0u, &mm), -EINVAL);
 	assert_ptr_equal(mm, (struct hmmu_mm *)0x1);
 	assert_int_equal(hmmu_mm_create(HMMU_MM_DEFAULT, NULL), -EINVAL);
@@ -1746,7 +1746,7 @@ static void test_mm_invalid_args(void **state)
 		ARG_CASE(hmmu_mm_get_stats(mm, NULL), -EINVAL),
 		ARG_CASE(hmmu_mm_for_each_vma(NULL, count_vma, &n), -EINVAL),
 		ARG_CASE(hmmu_mm_for_each_vma(mm, NULL, &n), -EINVAL),
-		ARG_CASE(hmmu_mm_create(1, &child), -EINVAL),
+		ARG_CASE(hmmu_mm_create(2, &child), -EINVAL),
 		ARG_CASE(hmmu_mm_create(HMMU_MM_DEFAULT, NULL), -EINVAL),
 		ARG_CASE(hmmu_mmget_not_zero(NULL), false),
 	};
