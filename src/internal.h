@@ -954,6 +954,16 @@ static inline hmmu_pte_t hmmu_make_migration_pte(hmmu_pte_t e, unsigned long pfn
  */
 unsigned long hmmu_migrate_unmap(struct hmmu_migrate_ctl *ctl);
 /*
+ * unmap.c: replace the entry @e at @ptep, which maps the locked @page, by a
+ * migration entry for @pfn (@write: a write entry), moving the dirty bit
+ * to the page and dropping the rmap.  An exclusive anonymous page that may
+ * be DMA-pinned cannot be shared: false (counted), nothing changed.  The
+ * reference @e held is left to the caller.  Context: ptl held, so GUP
+ * cannot change the pin count meanwhile.
+ */
+bool hmmu_migrate_entry_install(struct hmmu_page *page, struct hmmu_pt *pt, hmmu_pte_t *ptep, hmmu_pte_t e,
+				unsigned long pfn, bool write);
+/*
  * remove.c: replace the migration entries of the pages in ctl->src by
  * mappings of their destination (committed entries) or of the page itself,
  * then unlock and release (spec 3.8).  @restore: only the entries unmap

@@ -135,25 +135,13 @@ static struct hmmu_page *hmmu_collect_select(const struct hmmu_migrate_vma *args
 static bool hmmu_collect_unmap_pte(struct hmmu_migrate_vma *args, struct hmmu_pt *pt, hmmu_pte_t *ptep,
 				   hmmu_pte_t e, struct hmmu_page *page, unsigned long mpfn)
 {
-	bool exclusive;
-
 	if (page != args->fault_page && !hmmu_trylock_page(page))
 		return false;
-	exclusive = hmmu_page_is_anon(page) && hmmu_page_test_flag(page, HMMU_PG_anon_exclusive);
-	if (exclusive && hmmu_page_maybe_dma_pinned(page)) {
-		hmmu_count(HMMU_STAT_MIGRATE_PIN_CHECK_FAILED);
-		if (page != args->fault_page)
-			hmmu_unlock_page(page);
-		return false;
-	}
-	if (exclusive)
-		hmmu_page_clear_flag(page, HMMU_PG_anon_exclusive);
-	if (hmmu_pte_present(e) && hmmu_pte_dirty(e))
-		hmmu_page_set_flag(page, HMMU_PG_dirty);
-	hmmu_pte_set(pt, ptep,
-		    hmmu_make_migration_pte(e, hmmu_migrate_pfn_pfn(mpfn), mpfn & HMMU_MIGRATE_PFN_WRITE, exclusive));
-	hmmu_page_remove_rmap(page, false);
-	return true;
+	if (hmmu_migrate_entry_install(page, pt, ptep, e, hmmu_migrate_pfn_pfn(mpfn), mpfn & HMMU_MIGRATE_PFN_WRITE))
+		return true;
+	if (page != args->fault_page)
+		hmmu_unlock_page(page);
+	return false;
 }
 
 /* One entry of a PTE table run; ptl held.  Returns its src value. */

@@ -65,18 +65,10 @@ static hmmu_pte_t *hmmu_unmap_lookup(struct hmmu_mm *mm, unsigned long addr, uns
 	return NULL;
 }
 
-/*
- * Replace the mapping of @page at @ptep by a migration entry (Linux's
- * try_to_migrate_one).  An exclusive anonymous page that may be DMA-pinned
- * cannot be shared: false, nothing changed.  Context: ptl held; the
- * migration holds a reference, so the put is never the last.
- */
-static bool hmmu_unmap_pte(struct hmmu_page *page, unsigned long pfn, struct hmmu_pt *pt, hmmu_pte_t *ptep)
+bool hmmu_migrate_entry_install(struct hmmu_page *page, struct hmmu_pt *pt, hmmu_pte_t *ptep, hmmu_pte_t e,
+				unsigned long pfn, bool write)
 {
-	hmmu_pte_t e = hmmu_pte_read(ptep);
 	bool exclusive = hmmu_page_is_anon(page) && hmmu_page_test_flag(page, HMMU_PG_anon_exclusive);
-	bool write = hmmu_pte_present(e) ? hmmu_pte_write(e)
-					 : hmmu_pte_to_swp_entry(e).type == HMMU_SWP_DEVICE_PRIVATE_WRITE;
 
 	if (exclusive && hmmu_page_maybe_dma_pinned(page)) {
 		hmmu_count(HMMU_STAT_MIGRATE_PIN_CHECK_FAILED);
@@ -88,6 +80,23 @@ static bool hmmu_unmap_pte(struct hmmu_page *page, unsigned long pfn, struct hmm
 		hmmu_page_set_flag(page, HMMU_PG_dirty);
 	hmmu_pte_set(pt, ptep, hmmu_make_migration_pte(e, pfn, write, exclusive));
 	hmmu_page_remove_rmap(page, false);
+	return true;
+}
+
+/*
+ * Replace the mapping of @page at @ptep by a migration entry (Linux's
+ * try_to_migrate_one).  False, nothing changed, when the page cannot be
+ * shared (hmmu_migrate_entry_install).  Context: ptl held; the migration
+ * holds a reference, so the put is never the last.
+ */
+static bool hmmu_unmap_pte(struct hmmu_page *page, unsigned long pfn, struct hmmu_pt *pt, hmmu_pte_t *ptep)
+{
+	hmmu_pte_t e = hmmu_pte_read(ptep);
+	bool write = hmmu_pte_present(e) ? hmmu_pte_write(e)
+					 : hmmu_pte_to_swp_entry(e).type == HMMU_SWP_DEVICE_PRIVATE_WRITE;
+
+	if (!hmmu_migrate_entry_install(page, pt, ptep, e, pfn, write))
+		return false;
 	hmmu_put_page(page);	/* the mapping's */
 	return true;
 }
